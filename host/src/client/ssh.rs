@@ -1,0 +1,1 @@
+//! Reaching a client over ssh (russh): to be written.
