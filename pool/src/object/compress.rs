@@ -1,0 +1,70 @@
+//! Per-object compression with zstd; objects that do not shrink are stored raw.
+
+use std::borrow::Cow;
+
+/// A reusable zstd compressor at a fixed level.
+pub struct Compressor {
+    inner: zstd::bulk::Compressor<'static>,
+}
+
+impl std::fmt::Debug for Compressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compressor")
+    }
+}
+
+impl Compressor {
+    /// A compressor at zstd `level`.
+    pub fn new(level: i32) -> std::io::Result<Compressor> {
+        Ok(Compressor {
+            inner: zstd::bulk::Compressor::new(level)?,
+        })
+    }
+
+    /// Compresses `plain`; returns `(true, compressed)` when that saves at least 1/32 of the
+    /// size, else `(false, plain)`.
+    pub fn compress<'a>(&mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {
+        if plain.len() < 64 {
+            return Ok((false, Cow::Borrowed(plain)));
+        }
+        let out = self.inner.compress(plain)?;
+        if out.len() + plain.len() / 32 < plain.len() {
+            Ok((true, Cow::Owned(out)))
+        } else {
+            Ok((false, Cow::Borrowed(plain)))
+        }
+    }
+}
+
+/// Decompresses an object whose plain size is `plain_len`.
+pub fn decompress(stored: &[u8], plain_len: usize) -> std::io::Result<Vec<u8>> {
+    let out = zstd::bulk::decompress(stored, plain_len)?;
+    if out.len() != plain_len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("decompressed to {} bytes, expected {plain_len}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressible_shrinks_random_stays_raw() {
+        let mut c = Compressor::new(3).unwrap();
+        let text = b"hello world ".repeat(1000);
+        let (compressed, out) = c.compress(&text).unwrap();
+        assert!(compressed);
+        assert!(out.len() < text.len() / 10);
+        assert_eq!(decompress(&out, text.len()).unwrap(), text);
+
+        let mut rng = fastrand::Rng::with_seed(7);
+        let random: Vec<u8> = (0..100_000).map(|_| rng.u8(..)).collect();
+        let (compressed, out) = c.compress(&random).unwrap();
+        assert!(!compressed);
+        assert_eq!(&*out, &random[..]);
+    }
+}

@@ -1,0 +1,162 @@
+//! Storing objects for one writer: hash, deduplicate against the index (claiming what it
+//! reuses), compress, append to the writer's own pack, and publish each full pack to the
+//! index only after it is durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::PoolError;
+use crate::index::{Index, ObjectTable};
+use crate::inflight::{ClaimsHandle, lock};
+use crate::object::{Compressor, ObjectId, ObjectKind};
+use crate::pack::{ObjectLocation, PackId, PackWriter};
+use crate::pool::PoolInner;
+
+/// How many lookups one cached view of the index serves before it is refreshed.
+const VIEW_USES: u32 = 4096;
+
+/// Counters of what a packer wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PackerCounters {
+    /// Plain bytes of newly stored data objects.
+    pub new_data_bytes: u64,
+    /// Bytes newly appended to packs (all objects, compressed).
+    pub new_stored_bytes: u64,
+    /// Objects newly stored.
+    pub new_objects: u64,
+}
+
+/// One writer's object store.
+pub(crate) struct Packer {
+    pool: Arc<PoolInner>,
+    claims: ClaimsHandle,
+    compressor: Compressor,
+    current: Option<PackWriter>,
+    pending: HashMap<ObjectId, ObjectLocation>,
+    view: Option<(ObjectTable, u64, u32)>,
+    /// What was written.
+    pub counters: PackerCounters,
+}
+
+impl Packer {
+    /// A packer registered with the pool's claims.
+    pub(crate) fn new(pool: Arc<PoolInner>, claims: ClaimsHandle) -> Result<Packer, PoolError> {
+        let compressor = Compressor::new(pool.options.zstd_level).map_err(|e| {
+            PoolError::InvalidOptions(format!("zstd level {}: {e}", pool.options.zstd_level))
+        })?;
+        Ok(Packer {
+            pool,
+            claims,
+            compressor,
+            current: None,
+            pending: HashMap::new(),
+            view: None,
+            counters: PackerCounters::default(),
+        })
+    }
+
+    /// True when the index (as this packer last saw it, refreshed if GC swept since) has `id`;
+    /// claims it if so. Call with the shared GC lock held.
+    fn indexed_and_claimed(&mut self, id: &ObjectId) -> Result<bool, PoolError> {
+        let generation = self.pool.inflight.generation();
+        let fresh = match &mut self.view {
+            Some((_, g, uses)) if *g == generation && *uses < VIEW_USES => {
+                *uses += 1;
+                false
+            }
+            _ => true,
+        };
+        if fresh {
+            self.view = Some((self.pool.index.objects()?, generation, 0));
+        }
+        let Some((table, _, _)) = &self.view else {
+            return Ok(false);
+        };
+        if Index::lookup_in(table, id)?.is_some() {
+            lock(&self.claims.claims().objects).insert(*id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Stores `plain` (unless already present) and returns its id and whether it was new.
+    pub(crate) fn store(
+        &mut self,
+        kind: ObjectKind,
+        plain: &[u8],
+    ) -> Result<(ObjectId, bool), PoolError> {
+        let id = ObjectId::of(plain);
+        if self.pending.contains_key(&id) {
+            return Ok((id, false));
+        }
+        {
+            let inflight = self.pool.inflight.clone();
+            let _shared = inflight.shared();
+            if self.indexed_and_claimed(&id)? {
+                return Ok((id, false));
+            }
+        }
+        let plain_len = u32::try_from(plain.len())
+            .map_err(|_| PoolError::InvalidOptions(format!("object {id} larger than 4 GiB")))?;
+        let (compressed, stored) = self
+            .compressor
+            .compress(plain)
+            .map_err(|e| PoolError::InvalidOptions(format!("zstd: {e}")))?;
+        if self.current.is_none() {
+            let pack = PackId::random();
+            {
+                let _shared = self.pool.inflight.shared();
+                lock(&self.claims.claims().packs).insert(pack);
+            }
+            self.current = Some(PackWriter::create(
+                &self.pool.packs_dir,
+                pack,
+                self.pool.options.write_faults.clone(),
+            )?);
+        }
+        let Some(writer) = self.current.as_mut() else {
+            return Err(PoolError::InvalidOptions("no pack open".into()));
+        };
+        let loc = writer.append(id, kind, compressed, plain_len, &stored)?;
+        self.pending.insert(id, loc);
+        self.counters.new_objects += 1;
+        self.counters.new_stored_bytes += loc.record_len();
+        if kind == ObjectKind::Data {
+            self.counters.new_data_bytes += plain.len() as u64;
+        }
+        if writer.len() >= self.pool.options.pack_target_size {
+            self.flush()?;
+        }
+        Ok((id, true))
+    }
+
+    /// Makes the current pack durable and records it in the index.
+    pub(crate) fn flush(&mut self) -> Result<(), PoolError> {
+        let Some(writer) = self.current.take() else {
+            return Ok(());
+        };
+        let finished = writer.finish()?;
+        let inflight = self.pool.inflight.clone();
+        let _shared = inflight.shared();
+        let already = self.pool.index.add_pack(&finished)?;
+        if !already.is_empty() {
+            lock(&self.claims.claims().objects).extend(already);
+        }
+        tracing::debug!(pack = %finished.id, bytes = finished.len, objects = finished.objects.len(), "pack published");
+        self.pending.clear();
+        self.view = None;
+        Ok(())
+    }
+}
+
+impl Drop for Packer {
+    fn drop(&mut self) {
+        if let Some(writer) = self.current.take() {
+            let path = writer.path().to_path_buf();
+            drop(writer);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove abandoned pack");
+            }
+        }
+    }
+}
