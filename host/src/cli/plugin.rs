@@ -1,0 +1,153 @@
+//! `hoard plugin list | inspect FILE`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::Cli;
+use crate::plugin::bindings::{Capability, Metadata, PluginInfo};
+use crate::plugin::cache::CompileCache;
+use crate::plugin::catalog::{LoadedPlugin, PluginSource};
+use crate::plugin::{PluginCatalog, PluginEngine, RuntimeLimits};
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// The loaded plugins: built-in, then the config's plugin folder.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load one component file and show what it is and asks for.
+    Inspect {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a plugin command.
+pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
+    let engine = PluginEngine::new(CompileCache::in_dir(cli.cache_dir().join("compiled")))
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .context("starting the WebAssembly engine")?;
+    match command {
+        PluginCommand::List { json } => {
+            let plugin_dir = cli.plugin_dir();
+            let catalog = PluginCatalog::load(engine, RuntimeLimits::default(), Some(&plugin_dir)).await?;
+            let plugins: Vec<&Arc<LoadedPlugin>> = catalog.plugins().collect();
+            if *json {
+                let list: Vec<_> = plugins.iter().map(|p| plugin_json(p)).collect();
+                let problems: Vec<_> = catalog
+                    .problems()
+                    .iter()
+                    .map(|p| serde_json::json!({"path": p.path, "error": p.error.to_string()}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plugins": list, "problems": problems}))?);
+            } else {
+                println!("{:<10} {:<10} {:<8} {:<10} {:<34} DESCRIPTION", "NAME", "KIND", "VERSION", "SOURCE", "CAPABILITIES");
+                for p in &plugins {
+                    let source = match &p.source {
+                        PluginSource::BuiltIn => "built-in".to_string(),
+                        PluginSource::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    };
+                    println!(
+                        "{:<10} {:<10} {:<8} {:<10} {:<34} {}",
+                        p.info.name,
+                        p.kind.as_str(),
+                        p.info.version,
+                        source,
+                        capabilities(&p.info).join(", "),
+                        p.info.description
+                    );
+                }
+                for problem in catalog.problems() {
+                    eprintln!("not loaded: {}", problem.error);
+                }
+                if plugins.is_empty() {
+                    println!("(no plugins)");
+                }
+                eprintln!("plugin folder: {}", plugin_dir.display());
+            }
+        }
+        PluginCommand::Inspect { file, json } => {
+            let catalog = PluginCatalog::load(engine, RuntimeLimits::default(), None).await?;
+            let plugin = catalog.load_file(file).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&plugin_json(&plugin))?);
+            } else {
+                let info = &plugin.info;
+                println!("name:         {}", info.name);
+                println!("kind:         {}", plugin.kind.as_str());
+                println!("version:      {}", info.version);
+                println!("contract:     {}", info.contract);
+                println!("description:  {}", info.description);
+                println!("capabilities: {}", capabilities(info).join(", "));
+                println!("features:     {}", features(info).join(", "));
+                println!("metadata:     {}", metadata(info.features.metadata).join(", "));
+                println!("blake3:       {}", plugin.digest);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn capabilities(info: &PluginInfo) -> Vec<String> {
+    info.capabilities
+        .iter()
+        .map(|c| match c {
+            Capability::Exec(p) => format!("exec({p})"),
+            Capability::Connect(port) => format!("connect({port})"),
+            Capability::ServerTool(t) => format!("server-tool({t})"),
+            Capability::Secret(s) => format!("secret({s})"),
+            Capability::Endpoint => "endpoint".into(),
+            Capability::Http => "http".into(),
+        })
+        .collect()
+}
+
+fn features(info: &PluginInfo) -> Vec<&'static str> {
+    let f = &info.features;
+    [(f.incremental, "incremental"), (f.restore, "restore"), (f.delta, "delta")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
+fn metadata(m: Metadata) -> Vec<&'static str> {
+    [
+        (Metadata::OWNER_IDS, "owner-ids"),
+        (Metadata::OWNER_NAMES, "owner-names"),
+        (Metadata::PERMISSIONS, "permissions"),
+        (Metadata::MTIME_NANOSECONDS, "mtime-nanoseconds"),
+        (Metadata::SYMLINKS, "symlinks"),
+        (Metadata::HARDLINKS, "hardlinks"),
+        (Metadata::DEVICES, "devices"),
+        (Metadata::SPECIALS, "specials"),
+        (Metadata::XATTRS, "xattrs"),
+        (Metadata::SPARSE, "sparse"),
+    ]
+    .into_iter()
+    .filter_map(|(flag, name)| m.contains(flag).then_some(name))
+    .collect()
+}
+
+fn plugin_json(p: &LoadedPlugin) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.info.name,
+        "kind": p.kind.as_str(),
+        "version": p.info.version,
+        "contract": p.info.contract,
+        "description": p.info.description,
+        "source": p.source.to_string(),
+        "capabilities": capabilities(&p.info),
+        "features": features(&p.info),
+        "metadata": metadata(p.info.features.metadata),
+        "blake3": p.digest,
+    })
+}
