@@ -19,6 +19,9 @@ pub(crate) const SNAPSHOTS: TableDefinition<(&str, u64), &[u8]> = TableDefinitio
 /// Host -> next snapshot number (never decreases, so numbers are never reused).
 pub(crate) const NEXT_NUMBER: TableDefinition<&str, u64> = TableDefinition::new("next_number");
 
+/// Page cache of the index database (redb's default of 1 GiB would dominate a writer's memory).
+const INDEX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// A read-only view of the object table at one instant.
 pub(crate) type ObjectTable = ReadOnlyTable<&'static [u8; 32], &'static [u8]>;
 
@@ -30,7 +33,7 @@ pub(crate) struct Index {
 impl Index {
     /// Opens (or creates) the database file and makes sure every table exists.
     pub(crate) fn open(path: &Path, pool_dir: &Path) -> Result<Index, PoolError> {
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(INDEX_CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(PoolError::Locked {

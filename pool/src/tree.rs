@@ -138,7 +138,7 @@ pub(crate) struct TreeCache {
 
 impl TreeCache {
     /// Most nodes held before the cache is emptied.
-    const MAX_NODES: usize = 400_000;
+    const MAX_NODES: usize = 150_000;
 
     pub(crate) fn get(&self, id: &ObjectId) -> Option<Arc<Tree>> {
         self.trees.get(id).cloned()

@@ -306,8 +306,8 @@ impl Iterator for Walk {
             }
             match self.next_raw() {
                 Some(Ok(entry)) => {
-                    if let EntryKind::Hardlink { target } = &entry.kind {
-                        if is_within(target, &self.base)
+                    if let EntryKind::Hardlink { target } = &entry.kind
+                        && is_within(target, &self.base)
                             && order_key(target) > order_key(&entry.path)
                         {
                             self.deferred
@@ -316,7 +316,6 @@ impl Iterator for Walk {
                                 .push(entry);
                             continue;
                         }
-                    }
                     let path = entry.path.clone();
                     self.ready.push_back(Ok(entry));
                     self.release(&path);

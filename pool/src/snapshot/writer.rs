@@ -103,11 +103,10 @@ impl SnapshotWriter {
     ) -> Result<T, PoolError> {
         self.check()?;
         let result = f(self);
-        if let Err(e) = &result {
-            if is_fatal(e) {
+        if let Err(e) = &result
+            && is_fatal(e) {
                 self.failed = true;
             }
-        }
         result
     }
 
@@ -386,11 +385,10 @@ impl FileWriter<'_> {
     pub fn finish(mut self) -> Result<FileSummary, PoolError> {
         self.writer.check()?;
         let result = self.finish_inner();
-        if let Err(e) = &result {
-            if is_fatal(e) {
+        if let Err(e) = &result
+            && is_fatal(e) {
                 self.writer.failed = true;
             }
-        }
         result
     }
 

@@ -33,7 +33,7 @@ fn version(i: u64, seed: u64) -> u64 {
 }
 
 fn size(i: u64) -> usize {
-    if i % 13 == 0 {
+    if i.is_multiple_of(13) {
         150_000 + i as usize * 1000
     } else {
         ((i * 997) % 20_000) as usize
@@ -82,7 +82,7 @@ fn meta(path: Vec<u8>, kind: EntryKind, i: u64) -> Entry {
             nanos: (i * 7) as u32,
         },
         size: 0,
-        xattrs: if i % 6 == 0 {
+        xattrs: if i.is_multiple_of(6) {
             vec![Xattr {
                 name: b"user.note".to_vec(),
                 value: format!("x{i}").into_bytes(),
