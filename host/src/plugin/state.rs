@@ -190,8 +190,9 @@ impl JobState {
     pub fn drain_stderr(&self) {
         let text = self.stderr.contents();
         let text = String::from_utf8_lossy(&text);
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            self.log_line(LogLevel::Error, format!("plugin stderr: {line}"));
+        let text: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if !text.is_empty() {
+            self.log_line(LogLevel::Error, format!("plugin stderr: {}", text.join(" ")));
         }
     }
 }

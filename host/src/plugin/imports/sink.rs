@@ -53,6 +53,8 @@ pub trait BackupSink: Send {
     fn keep(&mut self, entry: Entry) -> Result<(), SinkError>;
     /// Keeps a subtree of the reference.
     fn keep_tree(&mut self, path: &[u8]) -> Result<(), SinkError>;
+    /// The concrete sink back, once the job is over (to commit it).
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
 /// A file being written, as the plugin holds it.
@@ -239,5 +241,62 @@ impl HostFileWriter for JobState {
             );
         }
         Ok(())
+    }
+}
+
+/// A sink that stores nothing: it counts entries and bytes and hashes the content, for
+/// benchmarks, dry runs and tests of the plugin boundary.
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    /// Entries received (every kind).
+    pub entries: u64,
+    /// Content bytes received.
+    pub bytes: u64,
+    /// Paths received, in order.
+    pub paths: Vec<Vec<u8>>,
+    hasher: blake3::Hasher,
+}
+
+impl CountingSink {
+    /// BLAKE3 of all content received, in order.
+    pub fn content_hash(&self) -> blake3::Hash {
+        self.hasher.finalize()
+    }
+}
+
+impl BackupSink for CountingSink {
+    fn add(&mut self, entry: Entry) -> Result<(), SinkError> {
+        self.entries += 1;
+        self.paths.push(entry.path);
+        Ok(())
+    }
+
+    fn begin_file(&mut self, entry: Entry) -> Result<(), SinkError> {
+        self.add(entry)
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+        self.bytes += data.len() as u64;
+        self.hasher.update(data);
+        Ok(())
+    }
+
+    fn finish_file(&mut self, _size: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn abandon_file(&mut self) {}
+
+    fn keep(&mut self, entry: Entry) -> Result<(), SinkError> {
+        self.add(entry)
+    }
+
+    fn keep_tree(&mut self, path: &[u8]) -> Result<(), SinkError> {
+        self.paths.push(path.to_vec());
+        Ok(())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
     }
 }

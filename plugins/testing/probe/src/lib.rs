@@ -10,9 +10,9 @@
 //! - `echo`: runs `argv` (e.g. `cat`), writes `size` bytes to its stdin while reading its
 //!   stdout (full duplex through `wait_readable_or_writable`), stores what came back.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
-use hoard_plugin_sdk::io::{StreamReader, StreamWriter};
+use hoard_plugin_sdk::io::StreamReader;
 use hoard_plugin_sdk::transport::hoard::plugin::manifest::{Capability, Features, Metadata, PluginInfo};
 use hoard_plugin_sdk::transport::hoard::plugin::process::ExitStatus;
 use hoard_plugin_sdk::transport::hoard::plugin::types::{BackupJob, Entry, Error, JobSummary, RestoreJob};
@@ -116,45 +116,50 @@ impl hoard_plugin_sdk::transport::Guest for Probe {
     }
 }
 
-/// Feeds `size` pseudo-random bytes to the program while storing what it prints, polling both
-/// directions so that neither side's pipe can fill up and deadlock.
+/// Feeds `size` pseudo-random bytes to the program while storing what it prints. Neither
+/// direction ever blocks the other: it writes only what the stream permits right now and
+/// waits on both pollables, so neither pipe can fill up into a deadlock.
 fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
     let size = number(job, "size", 1 << 20);
     let spawned = client::exec(&argv(job))?;
     let file = sink::begin_file(&Entry::file(b"echo".to_vec(), size))?;
     let stdout = spawned.stdout;
-    let mut stdin = Some(StreamWriter::new(spawned.stdin));
+    let mut stdin = Some(spawned.stdin);
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut sent = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut generated = 0u64;
     let mut received = 0u64;
-    let mut block = vec![0u8; 64 << 10];
     while received < size {
         let readiness = match &stdin {
-            Some(w) => hoard_plugin_sdk::io::wait_readable_or_writable(&stdout, w.stream()),
+            Some(input) => hoard_plugin_sdk::io::wait_readable_or_writable(&stdout, input),
             None => {
                 stdout.subscribe().block();
                 hoard_plugin_sdk::io::Readiness { readable: true, writable: false }
             }
         };
-        if readiness.writable
-            && let Some(writer) = stdin.as_mut()
-        {
-            let n = (size - sent).min(block.len() as u64) as usize;
-            for byte in &mut block[..n] {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
+        if readiness.writable && let Some(input) = &stdin {
+            if pending.is_empty() && generated < size {
+                let n = (size - generated).min(64 << 10) as usize;
+                pending = (0..n)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect();
+                generated += n as u64;
             }
-            let mut written = 0;
-            while written < n {
-                written += writer.write(&block[written..n]).map_err(io_error)?;
+            let permit = input.check_write().map_err(|e| Error::Client(format!("{e:?}")))? as usize;
+            let n = permit.min(pending.len());
+            if n > 0 {
+                input.write(&pending[..n]).map_err(|e| Error::Client(format!("{e:?}")))?;
+                pending.drain(..n);
             }
-            sent += n as u64;
-            if sent == size
-                && let Some(writer) = stdin.take()
-            {
-                writer.close().map_err(io_error)?;
+            if pending.is_empty() && generated == size {
+                if let Some(input) = stdin.take() {
+                    input.blocking_flush().map_err(|e| Error::Client(format!("{e:?}")))?;
+                }
             }
         }
         if readiness.readable {
@@ -171,4 +176,5 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
     check_exit(&spawned.process)?;
     Ok(summary(received))
 }
+
 hoard_plugin_sdk::export_transport!(Probe);
