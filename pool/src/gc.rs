@@ -122,9 +122,10 @@ fn remove_pack_file(pool: &PoolInner, pack: PackId) {
     pool.forget_pack_file(pack);
     let path = pack.path(&pool.packs_dir);
     if let Err(e) = std::fs::remove_file(&path)
-        && e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot delete pack");
-        }
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot delete pack");
+    }
 }
 
 pub(crate) fn run(pool: &PoolInner, opts: &GcOptions) -> Result<GcReport, PoolError> {
@@ -375,11 +376,12 @@ fn publish_repack(
                     .map_err(|e| PoolError::index(op, e))?
                     .and_then(|v| ObjectLocation::decode(v.value()));
                 if current.map(|l| l.pack) == Some(*old_pack)
-                    && let Some(loc) = new_locs.get(id) {
-                        objects
-                            .insert(&id.0, loc.encode().as_slice())
-                            .map_err(|e| PoolError::index(op, e))?;
-                    }
+                    && let Some(loc) = new_locs.get(id)
+                {
+                    objects
+                        .insert(&id.0, loc.encode().as_slice())
+                        .map_err(|e| PoolError::index(op, e))?;
+                }
             }
             packs
                 .insert(fin.id.0, (fin.len, fin.objects.len() as u64))

@@ -33,7 +33,10 @@ pub(crate) struct Index {
 impl Index {
     /// Opens (or creates) the database file and makes sure every table exists.
     pub(crate) fn open(path: &Path, pool_dir: &Path) -> Result<Index, PoolError> {
-        let db = match Database::builder().set_cache_size(INDEX_CACHE_BYTES).create(path) {
+        let db = match Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(PoolError::Locked {

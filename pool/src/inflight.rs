@@ -86,6 +86,11 @@ impl ClaimsHandle {
     pub(crate) fn claims(&self) -> &Claims {
         &self.claims
     }
+
+    /// The claims, shareable with a helper thread.
+    pub(crate) fn shared_claims(&self) -> Arc<Claims> {
+        self.claims.clone()
+    }
 }
 
 impl Drop for ClaimsHandle {

@@ -1,15 +1,17 @@
 //! Storing objects for one writer: hash, deduplicate against the index (claiming what it
 //! reuses), compress, append to the writer's own pack, and publish each full pack to the
-//! index only after it is durable.
+//! index only after it is durable. A full pack is made durable and published on a helper
+//! thread while the writer goes on filling the next one; commit waits for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::error::PoolError;
 use crate::index::{Index, ObjectTable};
-use crate::inflight::{ClaimsHandle, lock};
+use crate::inflight::{Claims, ClaimsHandle, lock};
 use crate::object::{Compressor, ObjectId, ObjectKind};
-use crate::pack::{ObjectLocation, PackId, PackWriter};
+use crate::pack::{FinishedPack, ObjectLocation, PackId, PackWriter};
 use crate::pool::PoolInner;
 
 /// How many lookups one cached view of the index serves before it is refreshed.
@@ -33,6 +35,11 @@ pub(crate) struct Packer {
     compressor: Compressor,
     current: Option<PackWriter>,
     pending: HashMap<ObjectId, ObjectLocation>,
+    /// The previous pack, being made durable and published by a helper thread.
+    publishing: Option<(
+        JoinHandle<Result<(), PoolError>>,
+        HashMap<ObjectId, ObjectLocation>,
+    )>,
     view: Option<(ObjectTable, u64, u32)>,
     /// What was written.
     pub counters: PackerCounters,
@@ -50,6 +57,7 @@ impl Packer {
             compressor,
             current: None,
             pending: HashMap::new(),
+            publishing: None,
             view: None,
             counters: PackerCounters::default(),
         })
@@ -86,7 +94,12 @@ impl Packer {
         plain: &[u8],
     ) -> Result<(ObjectId, bool), PoolError> {
         let id = ObjectId::of(plain);
-        if self.pending.contains_key(&id) {
+        if self.pending.contains_key(&id)
+            || self
+                .publishing
+                .as_ref()
+                .is_some_and(|(_, p)| p.contains_key(&id))
+        {
             return Ok((id, false));
         }
         {
@@ -125,32 +138,71 @@ impl Packer {
             self.counters.new_data_bytes += plain.len() as u64;
         }
         if writer.len() >= self.pool.options.pack_target_size {
-            self.flush()?;
+            self.flush_in_background()?;
         }
         Ok((id, true))
     }
 
-    /// Makes the current pack durable and records it in the index.
-    pub(crate) fn flush(&mut self) -> Result<(), PoolError> {
+    /// Waits for the helper thread publishing the previous pack, if any.
+    fn wait_published(&mut self) -> Result<(), PoolError> {
+        if let Some((handle, _)) = self.publishing.take() {
+            let result = handle.join().unwrap_or_else(|_| {
+                Err(PoolError::index(
+                    "publishing pack",
+                    "helper thread panicked",
+                ))
+            });
+            self.view = None;
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Hands the current pack to a helper thread that makes it durable and publishes it.
+    fn flush_in_background(&mut self) -> Result<(), PoolError> {
+        self.wait_published()?;
         let Some(writer) = self.current.take() else {
             return Ok(());
         };
-        let finished = writer.finish()?;
-        let inflight = self.pool.inflight.clone();
-        let _shared = inflight.shared();
-        let already = self.pool.index.add_pack(&finished)?;
-        if !already.is_empty() {
-            lock(&self.claims.claims().objects).extend(already);
-        }
-        tracing::debug!(pack = %finished.id, bytes = finished.len, objects = finished.objects.len(), "pack published");
+        let pool = self.pool.clone();
+        let claims = self.claims.shared_claims();
+        let handle = std::thread::Builder::new()
+            .name("hoard-pack-publish".into())
+            .spawn(move || publish(&pool, &claims, writer.finish()?))
+            .map_err(|e| PoolError::io("starting pack publisher", &self.pool.packs_dir, e))?;
+        self.publishing = Some((handle, std::mem::take(&mut self.pending)));
+        Ok(())
+    }
+
+    /// Makes every pack durable and records it in the index; returns when done.
+    pub(crate) fn flush(&mut self) -> Result<(), PoolError> {
+        self.wait_published()?;
+        let Some(writer) = self.current.take() else {
+            return Ok(());
+        };
+        publish(&self.pool, &self.claims.shared_claims(), writer.finish()?)?;
         self.pending.clear();
         self.view = None;
         Ok(())
     }
 }
 
+/// Records a durable pack in the index, claiming objects another writer indexed first.
+fn publish(pool: &PoolInner, claims: &Claims, finished: FinishedPack) -> Result<(), PoolError> {
+    let _shared = pool.inflight.shared();
+    let already = pool.index.add_pack(&finished)?;
+    if !already.is_empty() {
+        lock(&claims.objects).extend(already);
+    }
+    tracing::debug!(pack = %finished.id, bytes = finished.len, objects = finished.objects.len(), "pack published");
+    Ok(())
+}
+
 impl Drop for Packer {
     fn drop(&mut self) {
+        if let Err(e) = self.wait_published() {
+            tracing::warn!(error = %e, "abandoned writer's last pack was not published");
+        }
         if let Some(writer) = self.current.take() {
             let path = writer.path().to_path_buf();
             drop(writer);

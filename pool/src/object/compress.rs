@@ -5,6 +5,7 @@ use std::borrow::Cow;
 /// A reusable zstd compressor at a fixed level.
 pub struct Compressor {
     inner: zstd::bulk::Compressor<'static>,
+    out: Vec<u8>,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -18,18 +19,23 @@ impl Compressor {
     pub fn new(level: i32) -> std::io::Result<Compressor> {
         Ok(Compressor {
             inner: zstd::bulk::Compressor::new(level)?,
+            out: Vec::new(),
         })
     }
 
     /// Compresses `plain`; returns `(true, compressed)` when that saves at least 1/32 of the
     /// size, else `(false, plain)`.
-    pub fn compress<'a>(&mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {
+    /// The output buffer is reused between calls.
+    pub fn compress<'a>(&'a mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {
         if plain.len() < 64 {
             return Ok((false, Cow::Borrowed(plain)));
         }
-        let out = self.inner.compress(plain)?;
-        if out.len() + plain.len() / 32 < plain.len() {
-            Ok((true, Cow::Owned(out)))
+        self.out.clear();
+        self.out
+            .reserve(zstd::zstd_safe::compress_bound(plain.len()));
+        let n = self.inner.compress_to_buffer(plain, &mut self.out)?;
+        if n + plain.len() / 32 < plain.len() {
+            Ok((true, Cow::Borrowed(&self.out[..n])))
         } else {
             Ok((false, Cow::Borrowed(plain)))
         }

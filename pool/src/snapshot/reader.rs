@@ -308,14 +308,14 @@ impl Iterator for Walk {
                 Some(Ok(entry)) => {
                     if let EntryKind::Hardlink { target } = &entry.kind
                         && is_within(target, &self.base)
-                            && order_key(target) > order_key(&entry.path)
-                        {
-                            self.deferred
-                                .entry(order_key(target))
-                                .or_default()
-                                .push(entry);
-                            continue;
-                        }
+                        && order_key(target) > order_key(&entry.path)
+                    {
+                        self.deferred
+                            .entry(order_key(target))
+                            .or_default()
+                            .push(entry);
+                        continue;
+                    }
                     let path = entry.path.clone();
                     self.ready.push_back(Ok(entry));
                     self.release(&path);

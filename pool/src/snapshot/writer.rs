@@ -104,9 +104,10 @@ impl SnapshotWriter {
         self.check()?;
         let result = f(self);
         if let Err(e) = &result
-            && is_fatal(e) {
-                self.failed = true;
-            }
+            && is_fatal(e)
+        {
+            self.failed = true;
+        }
         result
     }
 
@@ -386,9 +387,10 @@ impl FileWriter<'_> {
         self.writer.check()?;
         let result = self.finish_inner();
         if let Err(e) = &result
-            && is_fatal(e) {
-                self.writer.failed = true;
-            }
+            && is_fatal(e)
+        {
+            self.writer.failed = true;
+        }
         result
     }
 
