@@ -147,6 +147,9 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
         "rsync" => &RSYNC_RULES,
         _ => return Ok(()),
     };
+    if program == "tar" {
+        check_tar_file_lists(args).map_err(|a| refuse(a, "a file list may only come from standard input (-T -)"))?;
+    }
     for (index, arg) in args.iter().enumerate() {
         let Some(option) = arg.strip_prefix(b"-") else {
             // GNU tar's old style: a first argument without a dash is a cluster of options.
@@ -175,6 +178,37 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
     Ok(())
 }
 
+/// tar reads file lists only from its standard input: `-T -`, `--files-from=-` or
+/// `--files-from -`; a named file would let a plugin read a server file on `localhost`.
+fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
+    let mut expect_list = false;
+    for arg in args {
+        if expect_list {
+            if arg.as_slice() != b"-" {
+                return Err(arg);
+            }
+            expect_list = false;
+            continue;
+        }
+        if let Some(value) = arg.strip_prefix(b"--files-from=") {
+            if value != b"-" {
+                return Err(arg);
+            }
+        } else if arg.as_slice() == b"--files-from" {
+            expect_list = true;
+        } else if arg.starts_with(b"-") && !arg.starts_with(b"--") && arg.contains(&b'T') {
+            // `-T` takes the next argument, or the rest of its cluster (`-T-`, `-cT-`).
+            let rest = &arg[arg.iter().position(|b| *b == b'T').map_or(arg.len(), |p| p + 1)..];
+            if rest.is_empty() {
+                expect_list = true;
+            } else if rest != b"-" {
+                return Err(arg);
+            }
+        }
+    }
+    if expect_list { Err(b"-T") } else { Ok(()) }
+}
+
 /// Per-program option rules.
 struct ArgumentRules {
     /// Long options refused always (prefixes count: GNU getopt accepts abbreviations).
@@ -197,12 +231,11 @@ static TAR_RULES: ArgumentRules = ArgumentRules {
         "new-volume-script",
         "checkpoint-action",
         "remove-files",
-        "files-from",
         "exclude-from",
         "index-file",
         "volno-file",
     ],
-    forbidden_short: b"IFTX",
+    forbidden_short: b"IFX",
     write_long: &["extract", "get", "update", "append", "delete", "concatenate", "catenate"],
     write_short: b"xurA",
 };
@@ -285,6 +318,16 @@ mod tests {
         assert!(check_arguments("rsync", &a, JobDirection::Backup).is_err());
         let a = args(&["--server", "--delete", ".", "/"]);
         assert!(check_arguments("rsync", &a, JobDirection::Backup).is_err());
+    }
+
+    #[test]
+    fn tar_file_lists_only_from_stdin() {
+        for ok in [&["-c", "-T", "-"][..], &["-c", "--files-from=-"], &["-c", "--files-from", "-"], &["-cT-"]] {
+            assert_eq!(check_arguments("tar", &args(ok), JobDirection::Backup), Ok(()), "{ok:?}");
+        }
+        for bad in [&["-c", "-T", "/etc/shadow"][..], &["-c", "--files-from=/etc/x"], &["-cT/etc/x"], &["-c", "-T"]] {
+            assert!(check_arguments("tar", &args(bad), JobDirection::Backup).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
