@@ -149,6 +149,7 @@ impl SshClient {
         let socket = SocketAddr::new(self.ip, s.port);
         let target = format!("{}:{}", s.address, s.port);
 
+        let key = load_key(&s.private_key)?;
         let stream = timed(
             after,
             format!("TCP connect to {target}"),
@@ -163,7 +164,6 @@ impl SshClient {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
 
-        let key = load_key(&s.private_key)?;
         let config = client::Config {
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
             preferred: Preferred {
@@ -536,7 +536,6 @@ impl ChannelPump {
     async fn run(mut self, exit: oneshot::Sender<ExitStatus>) {
         let mut pending: Option<(Stream, Bytes)> = None;
         let mut control_open = true;
-        let mut close_sent = false;
         let clean_end = loop {
             let queue = pending
                 .as_ref()
@@ -548,13 +547,13 @@ impl ChannelPump {
                         let _ = self.write.eof().await;
                     }
                     Some(Control::Kill) => {
-                        if !close_sent {
-                            if matches!(self.status, ExitStatus::Unknown) {
-                                let _ = self.write.signal(Sig::KILL).await;
-                            }
-                            let _ = self.write.close().await;
-                            close_sent = true;
+                        if matches!(self.status, ExitStatus::Unknown) {
+                            let _ = self.write.signal(Sig::KILL).await;
                         }
+                        let _ = self.write.close().await;
+                        // russh forgets a channel once it has sent CHANNEL_CLOSE: the
+                        // server's answer and anything before it never reach us.
+                        break true;
                     }
                     None => control_open = false,
                 },
