@@ -602,15 +602,12 @@ impl ChannelPump {
         pending: &mut Option<(Stream, Bytes)>,
     ) -> Option<bool> {
         match message {
-            ChannelMsg::Data { data } => {
-                if self.stdout.is_some() {
-                    *pending = Some((Stream::Stdout, data));
-                }
+            // Data for a reader that is gone is dropped: the channel keeps moving.
+            ChannelMsg::Data { data } if self.stdout.is_some() => {
+                *pending = Some((Stream::Stdout, data));
             }
-            ChannelMsg::ExtendedData { data, ext: 1 } => {
-                if self.stderr.is_some() {
-                    *pending = Some((Stream::Stderr, data));
-                }
+            ChannelMsg::ExtendedData { data, ext: 1 } if self.stderr.is_some() => {
+                *pending = Some((Stream::Stderr, data));
             }
             ChannelMsg::Eof => {
                 self.stdout = None;
