@@ -578,21 +578,21 @@ impl ChannelPump {
                 },
             }
         };
-        if !clean_end {
-            let aborted =
-                || io::Error::new(io::ErrorKind::ConnectionAborted, "ssh connection lost");
-            for queue in [self.stdout.take(), self.stderr.take()]
-                .into_iter()
-                .flatten()
-            {
-                let _ = queue.try_send(Err(aborted()));
-            }
-        }
-        self.stdout = None;
-        self.stderr = None;
         let _ = self.closed.send(true);
         tracing::debug!(status = ?self.status, clean_end, "ssh channel closed");
         let _ = exit.send(self.status);
+        let (stdout, stderr) = (self.stdout.take(), self.stderr.take());
+        if !clean_end {
+            // Readers must not take a lost connection for the end of the output.
+            let aborted =
+                || io::Error::new(io::ErrorKind::ConnectionAborted, "ssh connection lost");
+            let tell = |queue: Option<mpsc::Sender<io::Result<Bytes>>>| async move {
+                if let Some(queue) = queue {
+                    let _ = queue.send(Err(aborted())).await;
+                }
+            };
+            tokio::join!(tell(stdout), tell(stderr));
+        }
     }
 
     /// Handles one message from the server; `Some(clean)` ends the channel.
