@@ -4,6 +4,7 @@
 //! - [`client`]: reaching a backup client (ssh, or the server itself).
 //! - [`plugin`]: the plugin runtime (engine, cache, sandbox, capabilities, the WIT contract's
 //!   host side).
+//! - [`job`]: one backup or restore, from config to pool.
 //! - [`cli`]: the `hoard` command line.
 
 pub mod cli;
