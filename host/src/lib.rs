@@ -1,6 +1,7 @@
 //! hoard: a disk-to-disk backup server whose transports and notifiers are sandboxed
 //! WebAssembly components.
 //!
+//! - [`config`]: the RON config folder, resolved per host.
 //! - [`client`]: reaching a backup client (ssh, or the server itself).
 //! - [`plugin`]: the plugin runtime (engine, cache, sandbox, capabilities, the WIT contract's
 //!   host side).
@@ -9,5 +10,6 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod job;
 pub mod plugin;
