@@ -1,18 +1,26 @@
 //! The `hoard` command line: argument parsing and one module per verb. The library does the
 //! work; these modules only turn its answers into text, tables or JSON.
 
+pub mod backup;
+pub mod context;
+pub mod list;
+pub mod ls;
 pub mod plugin;
+pub mod restore;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+/// Where the config folder is unless `--config` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/hoard";
 
 /// hoard: disk-to-disk backups of many machines, with sandboxed WebAssembly transports.
 #[derive(Debug, Parser)]
 #[command(name = "hoard", version, about)]
 pub struct Cli {
     /// The config folder (`hoard.ron`, `hosts/`, `plugins/`).
-    #[arg(long, global = true, default_value = "/etc/hoard", env = "HOARD_CONFIG")]
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG, env = "HOARD_CONFIG")]
     pub config: PathBuf,
 
     /// Where compiled plugins are cached (default: `$XDG_CACHE_HOME/hoard` or `~/.cache/hoard`).
@@ -27,12 +35,26 @@ pub struct Cli {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Back up a host now, in the foreground.
+    Backup(backup::BackupArgs),
+    /// A host's backups.
+    List(list::ListArgs),
+    /// Browse a backup.
+    Ls(ls::LsArgs),
+    /// Restore from a backup: into a directory, to a client, or as a tar stream.
+    Restore(restore::RestoreArgs),
     /// Plugins: list the loaded ones, inspect a component.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
 }
 
 impl Cli {
+    /// Whether `--config` was left at its default (then a missing folder means the built-in
+    /// quick start).
+    pub fn config_is_default(&self) -> bool {
+        self.config == std::path::Path::new(DEFAULT_CONFIG)
+    }
+
     /// The plugin folder: `plugins/` in the config folder.
     pub fn plugin_dir(&self) -> PathBuf {
         self.config.join("plugins")
@@ -53,6 +75,10 @@ impl Cli {
     /// Runs the command.
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
+            Command::Backup(args) => backup::run(&self, args).await,
+            Command::List(args) => list::run(&self, args),
+            Command::Ls(args) => ls::run(&self, args),
+            Command::Restore(args) => restore::run(&self, args).await,
             Command::Plugin(command) => plugin::run(&self, command).await,
         }
     }

@@ -1,6 +1,8 @@
 //! One backup or restore: wiring a host's config, its client, a transport plugin and the pool
 //! together, and recording what happened.
 //!
+//! - [`archive_tar`]: a backup written as a tar stream.
+//! - [`restore_remote`]: a restore to a client through its transport plugin.
 //! - [`backup`]: one backup of one host, share by share, into one snapshot.
 //! - [`log_store`]: job logs kept beside the pool.
 //! - [`convert`]: the contract's entries ↔ the pool's entries.
@@ -9,12 +11,14 @@
 //! - [`restore_local`]: a backup restored into a directory of the server, never outside it.
 //! - [`share`]: one share inside a snapshot (path prefixes).
 
+pub mod archive_tar;
 pub mod backup;
 pub mod convert;
 pub mod log_store;
 pub mod pool_sink;
 pub mod pool_source;
 pub mod restore_local;
+pub mod restore_remote;
 pub mod share;
 
 pub use pool_sink::PoolSink;
