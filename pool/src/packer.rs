@@ -28,6 +28,12 @@ pub(crate) struct PackerCounters {
     pub new_objects: u64,
 }
 
+/// A pack handed to the helper thread, with its objects (still deduplicated against).
+type Publishing = (
+    JoinHandle<Result<(), PoolError>>,
+    HashMap<ObjectId, ObjectLocation>,
+);
+
 /// One writer's object store.
 pub(crate) struct Packer {
     pool: Arc<PoolInner>,
@@ -36,10 +42,7 @@ pub(crate) struct Packer {
     current: Option<PackWriter>,
     pending: HashMap<ObjectId, ObjectLocation>,
     /// The previous pack, being made durable and published by a helper thread.
-    publishing: Option<(
-        JoinHandle<Result<(), PoolError>>,
-        HashMap<ObjectId, ObjectLocation>,
-    )>,
+    publishing: Option<Publishing>,
     view: Option<(ObjectTable, u64, u32)>,
     /// What was written.
     pub counters: PackerCounters,

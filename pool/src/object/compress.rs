@@ -23,9 +23,8 @@ impl Compressor {
         })
     }
 
-    /// Compresses `plain`; returns `(true, compressed)` when that saves at least 1/32 of the
-    /// size, else `(false, plain)`.
-    /// The output buffer is reused between calls.
+    /// Compresses `plain`; returns `(true, compressed)` when that is smaller at all (by more
+    /// than a record's worth of bytes), else `(false, plain)`. The output buffer is reused.
     pub fn compress<'a>(&'a mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {
         if plain.len() < 64 {
             return Ok((false, Cow::Borrowed(plain)));
@@ -34,7 +33,7 @@ impl Compressor {
         self.out
             .reserve(zstd::zstd_safe::compress_bound(plain.len()));
         let n = self.inner.compress_to_buffer(plain, &mut self.out)?;
-        if n + plain.len() / 32 < plain.len() {
+        if n + 16 < plain.len() {
             Ok((true, Cow::Borrowed(&self.out[..n])))
         } else {
             Ok((false, Cow::Borrowed(plain)))
