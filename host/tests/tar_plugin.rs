@@ -13,12 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoard::client::local::LocalClient;
-use hoard::plugin::bindings::{BackupJob, BackupLevel, Entry, EntryKind, JobSummary, RestoreJob, Setting};
+use hoard::plugin::bindings::{
+    BackupJob, BackupLevel, Entry, EntryKind, JobSummary, RestoreJob, Setting,
+};
 use hoard::plugin::cache::CompileCache;
 use hoard::plugin::imports::sink::{BackupSink, SinkError};
 use hoard::plugin::imports::snapshot::{EntryIter, SnapshotSource, SourceError};
 use hoard::plugin::run::JobRun;
-use hoard::plugin::{CapabilityGrant, JobContext, LoadedPlugin, PluginCatalog, PluginEngine, RuntimeLimits};
+use hoard::plugin::{
+    CapabilityGrant, JobContext, LoadedPlugin, PluginCatalog, PluginEngine, RuntimeLimits,
+};
 use tokio::sync::OnceCell;
 
 struct Fixture {
@@ -42,7 +46,9 @@ async fn fixture() -> &'static Fixture {
         .get_or_init(|| async {
             let cache = CompileCache::in_dir(concat!(env!("CARGO_TARGET_TMPDIR"), "/compiled"));
             let engine = PluginEngine::new(cache).expect("engine");
-            let catalog = PluginCatalog::load(engine.clone(), limits(), None).await.expect("catalog");
+            let catalog = PluginCatalog::load(engine.clone(), limits(), None)
+                .await
+                .expect("catalog");
             let tar = catalog.get("tar").expect("tar is built in").clone();
             Fixture { engine, tar }
         })
@@ -97,7 +103,11 @@ impl BackupSink for RecordingSink {
         Ok(())
     }
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        self.open.as_mut().expect("open file").1.extend_from_slice(data);
+        self.open
+            .as_mut()
+            .expect("open file")
+            .1
+            .extend_from_slice(data);
         Ok(())
     }
     fn finish_file(&mut self, _size: u64) -> Result<(), SinkError> {
@@ -109,7 +119,10 @@ impl BackupSink for RecordingSink {
         self.open = None;
     }
     fn keep(&mut self, entry: Entry) -> Result<(), SinkError> {
-        let reference = self.reference.as_ref().ok_or_else(|| SinkError::Protocol("no reference".into()))?;
+        let reference = self
+            .reference
+            .as_ref()
+            .ok_or_else(|| SinkError::Protocol("no reference".into()))?;
         let content = reference.content.get(&entry.path).cloned();
         if let EntryKind::Hardlink(target) = &entry.kind {
             if !self.out.lock().unwrap().entries.contains_key(target) {
@@ -133,7 +146,9 @@ impl BackupSink for RecordingSink {
 struct MemorySource(Recorded);
 
 fn under(path: &[u8], prefix: &[u8]) -> bool {
-    prefix.is_empty() || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
 impl SnapshotSource for MemorySource {
@@ -167,7 +182,9 @@ impl SnapshotSource for MemorySource {
 }
 
 fn hoard_parent(path: &[u8]) -> &[u8] {
-    path.iter().rposition(|b| *b == b'/').map_or(&b""[..], |i| &path[..i])
+    path.iter()
+        .rposition(|b| *b == b'/')
+        .map_or(&b""[..], |i| &path[..i])
 }
 
 fn grant(tar: &str) -> CapabilityGrant {
@@ -177,7 +194,13 @@ fn grant(tar: &str) -> CapabilityGrant {
 }
 
 fn settings(pairs: &[(&str, String)]) -> Vec<Setting> {
-    pairs.iter().map(|(n, v)| Setting { name: n.to_string(), value: v.clone() }).collect()
+    pairs
+        .iter()
+        .map(|(n, v)| Setting {
+            name: n.to_string(),
+            value: v.clone(),
+        })
+        .collect()
 }
 
 async fn backup(
@@ -190,7 +213,11 @@ async fn backup(
 ) -> (JobRun<JobSummary>, Recorded) {
     let f = fixture().await;
     let out = Arc::new(Mutex::new(Recorded::default()));
-    let sink = RecordingSink { out: out.clone(), reference: reference.clone(), open: None };
+    let sink = RecordingSink {
+        out: out.clone(),
+        reference: reference.clone(),
+        open: None,
+    };
     let job = BackupJob {
         host: "localhost".into(),
         address: "127.0.0.1".into(),
@@ -215,7 +242,12 @@ async fn backup(
     (run, recorded)
 }
 
-async fn restore(snapshot: Recorded, share: &Path, source: &[u8], target: &[u8]) -> JobRun<JobSummary> {
+async fn restore(
+    snapshot: Recorded,
+    share: &Path,
+    source: &[u8],
+    target: &[u8],
+) -> JobRun<JobSummary> {
     let f = fixture().await;
     let job = RestoreJob {
         source: source.to_vec(),
@@ -236,22 +268,37 @@ async fn restore(snapshot: Recorded, share: &Path, source: &[u8], target: &[u8])
 }
 
 fn log_text(run: &JobRun<impl Sized>) -> String {
-    run.log.lines().iter().map(|l| l.message.clone()).collect::<Vec<_>>().join("\n")
+    run.log
+        .lines()
+        .iter()
+        .map(|l| l.message.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn sh(script: &str) {
-    let status = Command::new("sh").arg("-c").arg(script).status().expect("sh");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("sh");
     assert!(status.success(), "{script}");
 }
 
 fn has_setfattr() -> bool {
-    Command::new("setfattr").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("setfattr")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// A tree with the hard cases.
 fn make_tree(root: &Path) {
     let long = "n".repeat(200);
-    let deep = (0..30).map(|i| format!("level{i:02}")).collect::<Vec<_>>().join("/");
+    let deep = (0..30)
+        .map(|i| format!("level{i:02}"))
+        .collect::<Vec<_>>()
+        .join("/");
     sh(&format!(
         "set -e; cd '{root}'; \
          mkdir -p docs/sub {deep} empty-dir; \
@@ -268,8 +315,14 @@ fn make_tree(root: &Path) {
         root = root.display()
     ));
     if has_setfattr() {
-        sh(&format!("setfattr -n user.comment -v 'a value' '{}/docs/a.txt'", root.display()));
-        sh(&format!("setfattr -n user.bin -v 0x00ff0a3d '{}/setuid'", root.display()));
+        sh(&format!(
+            "setfattr -n user.comment -v 'a value' '{}/docs/a.txt'",
+            root.display()
+        ));
+        sh(&format!(
+            "setfattr -n user.bin -v 0x00ff0a3d '{}/setuid'",
+            root.display()
+        ));
     }
 }
 
@@ -289,11 +342,26 @@ fn xattrs_of(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     if !has_setfattr() {
         return vec![];
     }
-    let out = Command::new("getfattr").args(["-h", "-d", "-m", "^user\\.", "-e", "hex", "--absolute-names"]).arg(path).output().expect("getfattr");
+    let out = Command::new("getfattr")
+        .args([
+            "-h",
+            "-d",
+            "-m",
+            "^user\\.",
+            "-e",
+            "hex",
+            "--absolute-names",
+        ])
+        .arg(path)
+        .output()
+        .expect("getfattr");
     let mut list = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         if let Some((name, value)) = line.split_once("=0x") {
-            let bytes = (0..value.len()).step_by(2).map(|i| u8::from_str_radix(&value[i..i + 2], 16).unwrap()).collect();
+            let bytes = (0..value.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&value[i..i + 2], 16).unwrap())
+                .collect();
             list.push((name.as_bytes().to_vec(), bytes));
         }
     }
@@ -314,7 +382,10 @@ fn disk_tree(root: &Path) -> BTreeMap<Vec<u8>, Disk> {
             }
             "dir".to_string()
         } else if ft.is_symlink() {
-            format!("symlink:{}", String::from_utf8_lossy(std::fs::read_link(&full).unwrap().as_os_str().as_bytes()))
+            format!(
+                "symlink:{}",
+                String::from_utf8_lossy(std::fs::read_link(&full).unwrap().as_os_str().as_bytes())
+            )
         } else if ft.is_file() {
             "file".into()
         } else {
@@ -325,12 +396,20 @@ fn disk_tree(root: &Path) -> BTreeMap<Vec<u8>, Disk> {
             rel.as_os_str().as_bytes().to_vec(),
             Disk {
                 kind,
-                mode: if ft.is_symlink() { 0 } else { meta.permissions().mode() & 0o7777 },
+                mode: if ft.is_symlink() {
+                    0
+                } else {
+                    meta.permissions().mode() & 0o7777
+                },
                 uid: meta.uid(),
                 gid: meta.gid(),
                 mtime: (meta.mtime(), meta.mtime_nsec() as u32),
                 content,
-                xattrs: if ft.is_symlink() { vec![] } else { xattrs_of(&full) },
+                xattrs: if ft.is_symlink() {
+                    vec![]
+                } else {
+                    xattrs_of(&full)
+                },
             },
         );
     }
@@ -344,33 +423,71 @@ fn recorded_tree(rec: &Recorded) -> BTreeMap<Vec<u8>, Disk> {
         .map(|e| {
             let (kind, content) = match &e.kind {
                 EntryKind::Directory => ("dir".to_string(), None),
-                EntryKind::File => ("file".to_string(), Some(rec.content.get(&e.path).cloned().unwrap_or_default())),
-                EntryKind::Hardlink(t) => ("file".to_string(), Some(rec.content.get(t).cloned().unwrap_or_default())),
+                EntryKind::File => (
+                    "file".to_string(),
+                    Some(rec.content.get(&e.path).cloned().unwrap_or_default()),
+                ),
+                EntryKind::Hardlink(t) => (
+                    "file".to_string(),
+                    Some(rec.content.get(t).cloned().unwrap_or_default()),
+                ),
                 EntryKind::Symlink(t) => (format!("symlink:{}", String::from_utf8_lossy(t)), None),
                 EntryKind::Fifo => ("fifo".to_string(), None),
                 other => (format!("{other:?}"), None),
             };
-            let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = e.xattrs.iter().map(|x| (x.name.clone(), x.value.clone())).collect();
+            // A hard link shares its target's inode: tar carries the xattrs with the target only.
+            let inode = match &e.kind {
+                EntryKind::Hardlink(t) => rec.entries.get(t).unwrap_or(e),
+                _ => e,
+            };
+            let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = inode
+                .xattrs
+                .iter()
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect();
             xattrs.sort();
-            let mode = if matches!(e.kind, EntryKind::Symlink(_)) { 0 } else { e.mode };
+            let mode = if matches!(e.kind, EntryKind::Symlink(_)) {
+                0
+            } else {
+                e.mode
+            };
             (
                 e.path.clone(),
-                Disk { kind, mode, uid: e.uid, gid: e.gid, mtime: (e.mtime.seconds, e.mtime.nanoseconds), content, xattrs },
+                Disk {
+                    kind,
+                    mode,
+                    uid: e.uid,
+                    gid: e.gid,
+                    mtime: (e.mtime.seconds, e.mtime.nanoseconds),
+                    content,
+                    xattrs,
+                },
             )
         })
         .collect()
 }
 
 fn assert_same(disk: &BTreeMap<Vec<u8>, Disk>, got: &BTreeMap<Vec<u8>, Disk>, what: &str) {
-    let names = |m: &BTreeMap<Vec<u8>, Disk>| m.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect::<Vec<_>>();
+    let names = |m: &BTreeMap<Vec<u8>, Disk>| {
+        m.keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(disk), names(got), "{what}: paths differ");
     for (path, expected) in disk {
         let actual = &got[path];
         let shown = String::from_utf8_lossy(path);
         assert_eq!(expected.kind, actual.kind, "{what}: kind of {shown}");
-        assert_eq!(expected.content, actual.content, "{what}: content of {shown}");
+        assert_eq!(
+            expected.content, actual.content,
+            "{what}: content of {shown}"
+        );
         assert_eq!(expected.mode, actual.mode, "{what}: mode of {shown}");
-        assert_eq!((expected.uid, expected.gid), (actual.uid, actual.gid), "{what}: owner of {shown}");
+        assert_eq!(
+            (expected.uid, expected.gid),
+            (actual.uid, actual.gid),
+            "{what}: owner of {shown}"
+        );
         assert_eq!(expected.xattrs, actual.xattrs, "{what}: xattrs of {shown}");
         if !expected.kind.starts_with("dir") && !expected.kind.starts_with("symlink") {
             assert_eq!(expected.mtime, actual.mtime, "{what}: mtime of {shown}");
@@ -393,14 +510,27 @@ async fn full_backup_restore_and_incremental_round_trip() {
     let (run, full) = backup(&share, BackupLevel::Full, None, vec![], tar_path(), vec![]).await;
     let log = log_text(&run);
     let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert!(!summary.partial && summary.errors == 0, "{summary:?}\n{log}");
+    assert!(
+        !summary.partial && summary.errors == 0,
+        "{summary:?}\n{log}"
+    );
     assert_same(&disk_tree(&share), &recorded_tree(&full), "full backup");
-    assert!(matches!(full.entries[&b"hard"[..]].kind, EntryKind::Hardlink(_)) || matches!(full.entries[&b"docs/a.txt"[..]].kind, EntryKind::Hardlink(_)));
+    assert!(
+        matches!(full.entries[&b"hard"[..]].kind, EntryKind::Hardlink(_))
+            || matches!(
+                full.entries[&b"docs/a.txt"[..]].kind,
+                EntryKind::Hardlink(_)
+            )
+    );
     assert_eq!(full.entries[&b"setuid"[..]].user.as_deref(), Some("root"));
     assert_eq!(full.entries[&b"setuid"[..]].group.as_deref(), Some("root"));
     assert_eq!(full.entries[&b""[..]].path, b"");
     assert_eq!(full.entries[&b"sparse"[..]].size, 5 << 20);
-    assert!(summary.bytes < 1 << 20, "the sparse file crossed without its holes: {} bytes", summary.bytes);
+    assert!(
+        summary.bytes < 1 << 20,
+        "the sparse file crossed without its holes: {} bytes",
+        summary.bytes
+    );
 
     // Restore into another directory of the same host: the same tree again.
     let target = dir.path().join("restored");
@@ -422,24 +552,50 @@ async fn full_backup_restore_and_incremental_round_trip() {
     // A subtree restored under another name.
     let run = restore(full.clone(), &target, b"docs/sub", b"again").await;
     run.result.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(std::fs::read(target.join("again/sub/random.bin")).unwrap(), std::fs::read(share.join("docs/sub/random.bin")).unwrap());
+    assert_eq!(
+        std::fs::read(target.join("again/sub/random.bin")).unwrap(),
+        std::fs::read(share.join("docs/sub/random.bin")).unwrap()
+    );
 
     // Incremental: a change, a deletion, a rename of a directory, a new file.
-    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 1;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 1;
     std::thread::sleep(Duration::from_millis(2100));
     sh(&format!(
         "set -e; cd '{}'; printf changed > docs/a.txt; rm docs/empty; mv {} renamed; printf new > docs/new.txt",
         share.display(),
         "level00"
     ));
-    let job_settings = settings(&[("reference-started", started.to_string()), ("time-margin", "0".into())]);
-    let (run, incr) = backup(&share, BackupLevel::Incremental, Some(full.clone()), job_settings, tar_path(), vec![]).await;
+    let job_settings = settings(&[
+        ("reference-started", started.to_string()),
+        ("time-margin", "0".into()),
+    ]);
+    let (run, incr) = backup(
+        &share,
+        BackupLevel::Incremental,
+        Some(full.clone()),
+        job_settings,
+        tar_path(),
+        vec![],
+    )
+    .await;
     let log = log_text(&run);
     let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(!summary.partial, "{summary:?}\n{log}");
     assert_same(&disk_tree(&share), &recorded_tree(&incr), "incremental");
-    assert!(incr.kept >= 5, "unchanged files were kept, not read again ({} kept)\n{log}", incr.kept);
-    assert!(summary.bytes < 100_000, "unchanged content crossed again: {} bytes\n{log}", summary.bytes);
+    assert!(
+        incr.kept >= 5,
+        "unchanged files were kept, not read again ({} kept)\n{log}",
+        incr.kept
+    );
+    assert!(
+        summary.bytes < 100_000,
+        "unchanged content crossed again: {} bytes\n{log}",
+        summary.bytes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,25 +608,59 @@ async fn excludes_and_unreadable_files() {
         share.display()
     ));
     let excludes = vec![b"*.tmp".to_vec(), b"/proc".to_vec()];
-    let (run, rec) = backup(&share, BackupLevel::Full, None, vec![], tar_path(), excludes).await;
+    let (run, rec) = backup(
+        &share,
+        BackupLevel::Full,
+        None,
+        vec![],
+        tar_path(),
+        excludes,
+    )
+    .await;
     let log = log_text(&run);
     run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
-    let paths: Vec<String> = rec.entries.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let paths: Vec<String> = rec
+        .entries
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(paths, ["", "cache", "keep", "keep/a"], "{log}");
 
     // An unreadable file (as nobody, whom permissions stop even though we are root) makes the
     // backup partial, the file is in the log. Run tar through setpriv when available.
-    if Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         let wrapper = dir.path().join("tar-as-nobody");
         std::fs::write(&wrapper, "#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/tar \"$@\"\n").unwrap();
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        sh(&format!("chmod 755 '{0}' '{1}'; chmod -R a+rX '{1}'; echo secret > '{1}/keep/secret'; chmod 600 '{1}/keep/secret'", dir.path().display(), share.display()));
-        let (run, rec) = backup(&share, BackupLevel::Full, None, vec![], wrapper.to_str().unwrap(), vec![]).await;
+        sh(&format!(
+            "chmod 755 '{0}' '{1}'; chmod -R a+rX '{1}'; echo secret > '{1}/keep/secret'; chmod 600 '{1}/keep/secret'",
+            dir.path().display(),
+            share.display()
+        ));
+        let (run, rec) = backup(
+            &share,
+            BackupLevel::Full,
+            None,
+            vec![],
+            wrapper.to_str().unwrap(),
+            vec![],
+        )
+        .await;
         let log = log_text(&run);
         let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
         assert!(summary.partial && summary.errors >= 1, "{summary:?}\n{log}");
-        assert!(log.contains("secret") && log.contains("Permission denied"), "{log}");
-        assert!(rec.entries.contains_key(&b"keep/a"[..]) && !rec.entries.contains_key(&b"keep/secret"[..]));
+        assert!(
+            log.contains("secret") && log.contains("Permission denied"),
+            "{log}"
+        );
+        assert!(
+            rec.entries.contains_key(&b"keep/a"[..])
+                && !rec.entries.contains_key(&b"keep/secret"[..])
+        );
     }
 }
 
@@ -505,9 +695,21 @@ async fn hostile(archive: &[u8]) -> (JobRun<JobSummary>, Recorded, String) {
     let file = dir.path().join("crafted.tar");
     std::fs::write(&file, archive).unwrap();
     let fake = dir.path().join("fake-tar");
-    std::fs::write(&fake, format!("#!/bin/sh\ncat >/dev/null\nexec cat '{}'\n", file.display())).unwrap();
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ncat >/dev/null\nexec cat '{}'\n", file.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (run, rec) = backup(dir.path(), BackupLevel::Full, None, vec![], fake.to_str().unwrap(), vec![]).await;
+    let (run, rec) = backup(
+        dir.path(),
+        BackupLevel::Full,
+        None,
+        vec![],
+        fake.to_str().unwrap(),
+        vec![],
+    )
+    .await;
     let log = log_text(&run);
     // Nothing was written outside: the crafted names never became files anywhere.
     assert!(!Path::new("/etc/hoard-tar-hostile").exists());
@@ -529,10 +731,20 @@ async fn hostile_names_are_left_out() {
     let (run, rec, log) = hostile(&a).await;
     let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(summary.partial && summary.errors == 5, "{summary:?}\n{log}");
-    let paths: Vec<String> = rec.entries.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+    let paths: Vec<String> = rec
+        .entries
+        .keys()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
     assert_eq!(paths, ["", "fine", "link"], "{log}");
     assert_eq!(rec.content[&b"fine"[..]], b"good");
-    for expected in ["../escape", "absolute path", "link/passwd", "not a directory", "hard link"] {
+    for expected in [
+        "../escape",
+        "absolute path",
+        "link/passwd",
+        "not a directory",
+        "hard link",
+    ] {
         assert!(log.contains(expected), "missing {expected:?} in\n{log}");
     }
 }
@@ -550,22 +762,34 @@ async fn absurd_sizes_and_truncated_streams_fail_clearly() {
     let mut archive = h.as_bytes().to_vec();
     end(&mut archive);
     let (run, _, log) = hostile(&archive).await;
-    let error = run.result.expect_err("an absurd size fails the job").to_string();
+    let error = run
+        .result
+        .expect_err("an absurd size fails the job")
+        .to_string();
     assert!(error.contains("absurd"), "{error}\n{log}");
 
     // Content cut short.
     let mut archive = raw_header(b"./cut", b'0', 100_000, b"");
     archive.extend(vec![7u8; 5000]);
     let (run, rec, log) = hostile(&archive).await;
-    let error = run.result.expect_err("a truncated stream fails the job").to_string();
+    let error = run
+        .result
+        .expect_err("a truncated stream fails the job")
+        .to_string();
     assert!(error.contains("truncated"), "{error}\n{log}");
-    assert!(!rec.entries.contains_key(&b"cut"[..]), "a cut file is not stored");
+    assert!(
+        !rec.entries.contains_key(&b"cut"[..]),
+        "a cut file is not stored"
+    );
 
     // A stream that ends between members, without its end marker.
     let mut archive = Vec::new();
     member(&mut archive, b"./one", b'0', b"1", b"");
     let (run, _, log) = hostile(&archive).await;
-    let error = run.result.expect_err("no end marker fails the job").to_string();
+    let error = run
+        .result
+        .expect_err("no end marker fails the job")
+        .to_string();
     assert!(error.contains("truncated"), "{error}\n{log}");
 
     // Garbage instead of tar.
