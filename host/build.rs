@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins embedded in the binary: crate name → plugin name.
-const BUILT_IN: &[(&str, &str)] = &[("hoard_plugin_example", "example")];
+const BUILT_IN: &[(&str, &str)] = &[("hoard_plugin_example", "example"), ("hoard_plugin_tar", "tar")];
 
 /// Plugins built for the tests only.
 const TEST_ONLY: &[&str] = &["hoard_plugin_hostile", "hoard_plugin_probe"];
@@ -18,7 +18,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
     let plugins = root.join("plugins");
-    for watched in ["plugins/Cargo.toml", "plugins/sdk", "plugins/example", "plugins/testing", "wit"] {
+    for watched in ["plugins/Cargo.toml", "plugins/sdk", "plugins/example", "plugins/tar", "plugins/testing", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
