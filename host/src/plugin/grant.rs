@@ -160,10 +160,10 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
         };
         if let Some(long) = option.strip_prefix(b"-") {
             let name = long.split(|b| *b == b'=').next().unwrap_or(long);
-            if rules.forbidden_long.iter().any(|f| long_matches(name, f)) {
+            if rules.forbidden_long.iter().any(|f| long_matches(name, f, rules.complete)) {
                 return Err(refuse(arg, "it can run programs or touch files outside the job"));
             }
-            if direction != JobDirection::Restore && rules.write_long.iter().any(|f| long_matches(name, f)) {
+            if direction != JobDirection::Restore && rules.write_long.iter().any(|f| long_matches(name, f, rules.complete)) {
                 return Err(refuse(arg, "it writes to the client, and this job only reads"));
             }
         } else if !(program == "rsync" && args.iter().any(|a| a == b"--server")) {
@@ -181,6 +181,12 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
 /// tar reads file lists only from its standard input: `-T -`, `--files-from=-` or
 /// `--files-from -`; a named file would let a plugin read a server file on `localhost`.
 fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
+    // A list may carry options (`-C /`) unless it is read verbatim.
+    if let Some(arg) = args.iter().find(|a| a.as_slice() == b"--no-verbatim-files-from") {
+        return Err(arg);
+    }
+    let verbatim = args.iter().any(|a| a.as_slice() == b"--verbatim-files-from");
+    let mut reads_list = false;
     let mut expect_list = false;
     for arg in args {
         if expect_list {
@@ -194,8 +200,10 @@ fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
             if value != b"-" {
                 return Err(arg);
             }
+            reads_list = true;
         } else if arg.as_slice() == b"--files-from" {
             expect_list = true;
+            reads_list = true;
         } else if arg.starts_with(b"-") && !arg.starts_with(b"--") && arg.contains(&b'T') {
             // `-T` takes the next argument, or the rest of its cluster (`-T-`, `-cT-`).
             let rest = &arg[arg.iter().position(|b| *b == b'T').map_or(arg.len(), |p| p + 1)..];
@@ -204,9 +212,16 @@ fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
             } else if rest != b"-" {
                 return Err(arg);
             }
+            reads_list = true;
         }
     }
-    if expect_list { Err(b"-T") } else { Ok(()) }
+    if expect_list {
+        return Err(b"-T");
+    }
+    if reads_list && !verbatim {
+        return Err(b"--files-from (without --verbatim-files-from)");
+    }
+    Ok(())
 }
 
 /// Per-program option rules.
@@ -219,6 +234,8 @@ struct ArgumentRules {
     write_long: &'static [&'static str],
     /// Short options refused unless restoring.
     write_short: &'static [u8],
+    /// Complete option names that merely begin like a refused one.
+    complete: &'static [&'static str],
 }
 
 static TAR_RULES: ArgumentRules = ArgumentRules {
@@ -238,6 +255,7 @@ static TAR_RULES: ArgumentRules = ArgumentRules {
     forbidden_short: b"IFX",
     write_long: &["extract", "get", "update", "append", "delete", "concatenate", "catenate"],
     write_short: b"xurA",
+    complete: &["exclude"],
 };
 
 static RSYNC_RULES: ArgumentRules = ArgumentRules {
@@ -260,11 +278,17 @@ static RSYNC_RULES: ArgumentRules = ArgumentRules {
     forbidden_short: b"e",
     write_long: &["delete", "del", "backup-dir", "temp-dir", "partial-dir"],
     write_short: b"",
+    complete: &["exclude", "include"],
 };
 
-fn long_matches(given: &[u8], option: &str) -> bool {
-    // Accept unambiguous abbreviations the way getopt_long does: `--to-com` is `--to-command`.
-    given.len() >= 3 && option.as_bytes().starts_with(given) || given == option.as_bytes()
+/// Whether `given` names `option`, counting abbreviations the way getopt_long does
+/// (`--to-com` is `--to-command`) unless `given` is itself a complete, different option
+/// (`--exclude` is not `--exclude-from`).
+fn long_matches(given: &[u8], option: &str, complete: &[&str]) -> bool {
+    if given == option.as_bytes() {
+        return true;
+    }
+    given.len() >= 3 && option.as_bytes().starts_with(given) && !complete.iter().any(|c| c.as_bytes() == given)
 }
 
 fn check_short_cluster(cluster: &[u8], rules: &ArgumentRules, direction: JobDirection) -> Result<(), &'static str> {
@@ -322,10 +346,23 @@ mod tests {
 
     #[test]
     fn tar_file_lists_only_from_stdin() {
-        for ok in [&["-c", "-T", "-"][..], &["-c", "--files-from=-"], &["-c", "--files-from", "-"], &["-cT-"]] {
+        for ok in [
+            &["-c", "--verbatim-files-from", "-T", "-"][..],
+            &["-c", "--verbatim-files-from", "--files-from=-"],
+            &["-c", "--verbatim-files-from", "--files-from", "-"],
+            &["--verbatim-files-from", "-cT-"],
+            &["-c", "--exclude=*.tmp", "."],
+        ] {
             assert_eq!(check_arguments("tar", &args(ok), JobDirection::Backup), Ok(()), "{ok:?}");
         }
-        for bad in [&["-c", "-T", "/etc/shadow"][..], &["-c", "--files-from=/etc/x"], &["-cT/etc/x"], &["-c", "-T"]] {
+        for bad in [
+            &["-c", "-T", "/etc/shadow"][..],
+            &["-c", "--files-from=/etc/x"],
+            &["-cT/etc/x"],
+            &["-c", "-T"],
+            &["-c", "--files-from=-"],
+            &["-c", "--no-verbatim-files-from", "--verbatim-files-from", "-T", "-"],
+        ] {
             assert!(check_arguments("tar", &args(bad), JobDirection::Backup).is_err(), "{bad:?}");
         }
     }

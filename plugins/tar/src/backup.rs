@@ -308,8 +308,9 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
         one_file_system: job.one_file_system,
         sparse: settings.sparse,
         xattrs: settings.xattrs,
+        excludes: job.excludes.clone(),
     };
-    let list = selection_list(&job.includes, &job.excludes);
+    let list = selection_list(&job.includes);
     let mut backup = Backup {
         tree: Tree::default(),
         entries: 0,

@@ -3,10 +3,11 @@
 //! fetch), the reading of tar's messages and exit status, and the settings a host config may
 //! give.
 //!
-//! Excludes and includes travel on standard input (`--null --no-verbatim-files-from -T -`),
-//! not as arguments: tar accepts `--exclude=PATTERN` lines in a file list, the host's argument
-//! rules only look at argv, and an include or pattern with any bytes (a leading `-`, a newline)
-//! needs no quoting there. Names in the list always start with `./`, so none reads as an option.
+//! Excludes are arguments (`--exclude=PATTERN`), where the host's argument rules can see them;
+//! names (includes, names to fetch) travel on standard input with `--null
+//! --verbatim-files-from -T -`, so tar takes every line as a name, never as an option (the
+//! host insists on that: a file list with options could carry `-C /` past its checks). Names
+//! in the list always start with `./`.
 
 use hoard_plugin_sdk::transport::hoard::plugin::types::Setting;
 
@@ -41,6 +42,8 @@ pub struct TarOptions {
     pub sparse: bool,
     /// Carry extended attributes.
     pub xattrs: bool,
+    /// Patterns to leave out, as the admin wrote them.
+    pub excludes: Vec<Vec<u8>>,
 }
 
 impl TarOptions {
@@ -56,6 +59,7 @@ impl TarOptions {
         if let Some(newer) = newer {
             argv.push(format!("--newer=@{newer}").into_bytes());
         }
+        argv.extend(exclude_arguments(&self.excludes));
         argv.extend(self.list_tail());
         argv
     }
@@ -77,6 +81,7 @@ impl TarOptions {
         if self.one_file_system {
             argv.push(b"--one-file-system".to_vec());
         }
+        argv.extend(exclude_arguments(&self.excludes));
         argv.extend(self.list_tail());
         argv
     }
@@ -95,31 +100,34 @@ impl TarOptions {
         directory.extend_from_slice(&self.share);
         vec![
             b"--null".to_vec(),
-            b"--no-verbatim-files-from".to_vec(),
+            b"--verbatim-files-from".to_vec(),
             directory,
             b"--files-from=-".to_vec(),
         ]
     }
 }
 
-/// The file list of an archive or listing run: one `--exclude=` line per pattern, then the
-/// includes (or the whole share), NUL-terminated. A pattern that starts with `/` is anchored
-/// at the share root (tar sees `./...` names); others match at any depth, as tar does.
-pub fn selection_list(includes: &[Vec<u8>], excludes: &[Vec<u8>]) -> Vec<u8> {
-    let mut list = Vec::new();
-    for pattern in excludes {
-        if pattern.is_empty() {
-            continue;
-        }
-        list.extend_from_slice(b"--exclude=");
+/// `--exclude=` arguments for the admin's patterns. A pattern that starts with `/` is
+/// anchored at the share root (tar sees `./...` names); others match at any depth, as tar does.
+pub fn exclude_arguments(excludes: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut args = Vec::new();
+    for pattern in excludes.iter().filter(|p| !p.is_empty()) {
+        let mut arg = b"--exclude=".to_vec();
         if let Some(anchored) = pattern.strip_prefix(b"/") {
-            list.extend_from_slice(b"./");
-            list.extend_from_slice(anchored);
+            arg.extend_from_slice(b"./");
+            arg.extend_from_slice(anchored);
         } else {
-            list.extend_from_slice(pattern);
+            arg.extend_from_slice(pattern);
         }
-        list.push(0);
+        args.push(arg);
     }
+    args
+}
+
+/// The file list of an archive or listing run: the includes (or the whole share),
+/// NUL-terminated.
+pub fn selection_list(includes: &[Vec<u8>]) -> Vec<u8> {
+    let mut list = Vec::new();
     let mut any = false;
     for include in includes {
         let mut include = include.as_slice();
@@ -355,6 +363,7 @@ mod tests {
             one_file_system: true,
             sparse: true,
             xattrs: true,
+            excludes: vec![b"/proc".to_vec()],
         }
     }
 
@@ -380,11 +389,10 @@ mod tests {
         ] {
             assert!(a.iter().any(|w| w == needed), "{needed} missing in {a:?}");
         }
-        // Nothing the host refuses on backup, and no exclude on the command line.
-        assert!(
-            !a.iter()
-                .any(|w| w.starts_with("--exclude") || w == "-x" || w.starts_with("-T"))
-        );
+        // Nothing the host refuses on backup; names only from a verbatim list.
+        assert!(!a.iter().any(|w| w == "-x" || w.starts_with("-T") || w == "--no-verbatim-files-from"));
+        assert!(a.iter().any(|w| w == "--verbatim-files-from"));
+        assert!(a.iter().any(|w| w == "--exclude=./proc"));
         let l = words(&opts().listing_argv());
         assert!(l.iter().any(|w| w == "/dev/null") && !l.iter().any(|w| w.starts_with("--sparse")));
         assert!(
@@ -396,14 +404,12 @@ mod tests {
 
     #[test]
     fn selection_lists() {
-        assert_eq!(selection_list(&[], &[]), b".\0");
-        let list = selection_list(
-            &[b"/docs".to_vec(), b"-odd\nname".to_vec(), b"/".to_vec()],
-            &[b"/proc".to_vec(), b"*.tmp".to_vec()],
-        );
+        assert_eq!(selection_list(&[]), b".\0");
+        let list = selection_list(&[b"/docs".to_vec(), b"-odd\nname".to_vec(), b"/".to_vec()]);
+        assert_eq!(list, b"./docs\0./-odd\nname\0");
         assert_eq!(
-            list,
-            b"--exclude=./proc\0--exclude=*.tmp\0./docs\0./-odd\nname\0"
+            exclude_arguments(&[b"/proc".to_vec(), b"*.tmp".to_vec()]),
+            vec![b"--exclude=./proc".to_vec(), b"--exclude=*.tmp".to_vec()]
         );
         assert_eq!(
             fetch_lists(&[b"a".to_vec(), b"bb".to_vec(), b"c".to_vec()], 9),
