@@ -1,6 +1,7 @@
 //! The `hoard` command line: argument parsing and one module per verb. The library does the
 //! work; these modules only turn its answers into text, tables or JSON.
 
+pub mod config;
 pub mod plugin;
 
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Plugins: list the loaded ones, inspect a component.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The config folder: check it.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 impl Cli {
@@ -54,6 +58,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
             Command::Plugin(command) => plugin::run(&self, command).await,
+            Command::Config(command) => config::run(&self, command).await,
         }
     }
 }

@@ -235,7 +235,7 @@ pub(crate) fn resolve(
         .unwrap_or_default();
     let backups = host.backups.or(defaults.backups).unwrap_or_default();
     if shares.is_empty() && backups != BackupMode::Off {
-        report(origin(host.shares.is_some()), Problem::NoShares);
+        report(origin(host.shares.is_some() || defaults.shares.is_none()), Problem::NoShares);
     }
 
     let includes = host.includes.as_ref().or(defaults.includes.as_ref()).cloned().unwrap_or_default();

@@ -169,9 +169,10 @@ impl FromStr for ByteSize {
     }
 }
 
-/// Writes `value / unit` with at most two decimals when that is exact; `None` otherwise.
+/// Writes `value / unit` with at most two decimals when that is exact and at least 0.01;
+/// `None` otherwise.
 fn exact_in(value: u128, unit: u128) -> Option<String> {
-    if value < unit || (value * 100) % unit != 0 {
+    if value * 100 < unit || (value * 100) % unit != 0 {
         return None;
     }
     let hundredths = value * 100 / unit;
@@ -184,17 +185,26 @@ fn exact_in(value: u128, unit: u128) -> Option<String> {
 }
 
 impl fmt::Display for ConfigDuration {
+    /// Whole days, hours or minutes when it is one (`"20h"`); seconds under an hour
+    /// (`"90s"`); else days, hours or minutes with two decimals when exact (`"6.97d"`); else
+    /// seconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nanos = self.0.as_nanos();
-        if nanos == 0 {
-            return f.write_str("0s");
-        }
-        for (suffix, seconds) in &DURATION_UNITS[1..] {
-            if let Some(number) = exact_in(nanos, seconds * NANOS_PER_SECOND) {
-                return write!(f, "{number}{suffix}");
+        let larger = &DURATION_UNITS[1..4];
+        for (suffix, seconds) in larger {
+            let unit = seconds * NANOS_PER_SECOND;
+            if nanos >= unit && nanos % unit == 0 {
+                return write!(f, "{}{suffix}", nanos / unit);
             }
         }
-        let text = format!("{:.9}", self.0.as_secs_f64());
+        if nanos >= 3_600 * NANOS_PER_SECOND {
+            for (suffix, seconds) in larger {
+                if let Some(number) = exact_in(nanos, seconds * NANOS_PER_SECOND) {
+                    return write!(f, "{number}{suffix}");
+                }
+            }
+        }
+        let text = format!("{}.{:09}", self.0.as_secs(), self.0.subsec_nanos());
         write!(f, "{}s", text.trim_end_matches('0').trim_end_matches('.'))
     }
 }
@@ -207,6 +217,7 @@ impl fmt::Display for ByteSize {
         units.sort_by(|a, b| b.1.cmp(&a.1));
         for (suffix, per_unit) in units {
             if *per_unit > 1
+                && bytes >= *per_unit
                 && let Some(number) = exact_in(bytes, *per_unit)
             {
                 return write!(f, "{number}{suffix}");
@@ -354,13 +365,15 @@ mod tests {
 
     #[test]
     fn durations_display_round_trips() {
-        for text in ["6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "1.5h", "1d", "0.001s"] {
+        for text in ["6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "36h", "1d", "0.001s", "59m"] {
             let parsed: ConfigDuration = text.parse().expect(text);
             assert_eq!(parsed.to_string(), text);
             assert_eq!(parsed.to_string().parse::<ConfigDuration>(), Ok(parsed));
         }
         assert_eq!(ConfigDuration(Duration::from_secs(604_800)).to_string(), "7d");
         assert_eq!(ConfigDuration(Duration::from_secs(61)).to_string(), "61s");
+        assert_eq!(ConfigDuration(Duration::from_secs(5_400)).to_string(), "90m");
+        assert_eq!(ConfigDuration(Duration::from_secs(3_601)).to_string(), "3601s");
     }
 
     #[test]
