@@ -67,14 +67,20 @@ fn quickstart_is_the_embedded_config() {
 #[test]
 fn office_example_resolves() {
     let config = Config::load(&examples().join("office")).expect("office");
-    assert_eq!(config.hosts().collect::<Vec<_>>(), ["files", "laptop-anna", "web"]);
+    assert_eq!(
+        config.hosts().collect::<Vec<_>>(),
+        ["files", "laptop-anna", "web"]
+    );
     let web = config.host("web").expect("web");
     let ssh = web.ssh.as_ref().expect("ssh");
     assert_eq!((ssh.user.as_str(), ssh.port), ("root", 2222));
     assert_eq!(ssh.private_key, Path::new("/etc/hoard/id_ed25519"));
     assert_eq!(ssh.address, "web.office.example");
     assert_eq!(web.transport, "tar");
-    assert_eq!(web.excludes_for(Path::new("/etc")), ["*.tmp", "*/.cache", "*/.local/share/Trash"]);
+    assert_eq!(
+        web.excludes_for(Path::new("/etc")),
+        ["*.tmp", "*/.cache", "*/.local/share/Trash"]
+    );
     let files = config.host("files").expect("files");
     assert_eq!(files.transport, "rsync");
     assert_eq!(
@@ -83,9 +89,16 @@ fn office_example_resolves() {
     );
     let laptop = config.host("laptop-anna").expect("laptop");
     assert_eq!(laptop.backups, BackupMode::Manual);
-    assert_eq!(laptop.includes_for(Path::new("/home/anna")), ["Documents", "Pictures", "Projects"]);
+    assert_eq!(
+        laptop.includes_for(Path::new("/home/anna")),
+        ["Documents", "Pictures", "Projects"]
+    );
     assert_eq!(config.client_paths()["tar"], Path::new("/usr/bin/tar"));
-    assert_eq!(config.client_paths()["cat"], Path::new("/bin/cat"), "built-in kept");
+    assert_eq!(
+        config.client_paths()["cat"],
+        Path::new("/bin/cat"),
+        "built-in kept"
+    );
     assert_eq!(config.cache_dir(), Path::new("/srv/hoard/cache"));
 }
 
@@ -135,24 +148,43 @@ fn host_over_defaults_over_builtins() {
     assert_eq!(plain.shares, [PathBuf::from("/home")]);
     assert_eq!(plain.client_timeout, Duration::from_secs(7_200));
     assert_eq!(plain.owner.as_deref(), Some("ops"));
-    assert_eq!(plain.full_period, Duration::from_secs(602_208), "built-in 6.97d");
-    assert_eq!(plain.incr_period, Duration::from_secs(83_808), "built-in 0.97d");
+    assert_eq!(
+        plain.full_period,
+        Duration::from_secs(602_208),
+        "built-in 6.97d"
+    );
+    assert_eq!(
+        plain.incr_period,
+        Duration::from_secs(83_808),
+        "built-in 0.97d"
+    );
     assert!(plain.one_file_system);
 
     let custom = config.host("custom").expect("custom");
     assert_eq!(custom.transport, "tar");
     let ssh = custom.ssh.as_ref().expect("ssh merged");
-    assert_eq!((ssh.user.as_str(), ssh.port), ("backup", 2200), "ssh keys merge one by one");
+    assert_eq!(
+        (ssh.user.as_str(), ssh.port),
+        ("backup", 2200),
+        "ssh keys merge one by one"
+    );
     assert_eq!(custom.shares, [PathBuf::from("/etc")]);
     assert_eq!(custom.client_timeout, Duration::from_secs(90));
-    assert_eq!(custom.plugin_settings.keys().collect::<Vec<_>>(), ["b"], "maps replace, not merge");
+    assert_eq!(
+        custom.plugin_settings.keys().collect::<Vec<_>>(),
+        ["b"],
+        "maps replace, not merge"
+    );
     assert_eq!(custom.owner, None, "`owner: None` clears the default");
     assert_eq!(custom.full_period, Duration::from_secs(86_400));
 
     let local = config.host("localhost").expect("localhost");
     assert_eq!(local.ssh, None, "`ssh: None` overrides the default ssh");
 
-    assert!(matches!(config.host("nope"), Err(ConfigError::UnknownHost { .. })));
+    assert!(matches!(
+        config.host("nope"),
+        Err(ConfigError::UnknownHost { .. })
+    ));
     assert_eq!(config.compression_level(), 3);
     assert_eq!(config.plugin_memory().bytes(), 512 << 20);
     assert_eq!(config.plugin_deadline(), Duration::from_secs(86_400));
@@ -162,7 +194,13 @@ fn host_over_defaults_over_builtins() {
 #[test]
 fn syntax_error_has_its_position() {
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/web1.ron", "(\n  transport: \"tar\"\n  shares: [],\n)")]),
+        errors(&[
+            ("hoard.ron", "()"),
+            (
+                "hosts/web1.ron",
+                "(\n  transport: \"tar\"\n  shares: [],\n)"
+            )
+        ]),
         ["hosts/web1.ron:3:3: expected comma"]
     );
 }
@@ -172,13 +210,20 @@ fn bad_duration_points_at_the_value() {
     assert_eq!(
         errors(&[
             ("hoard.ron", "()"),
-            ("hosts/web1.ron", "(\n  transport: \"tar\",\n  full_period: \"6x\",\n)"),
+            (
+                "hosts/web1.ron",
+                "(\n  transport: \"tar\",\n  full_period: \"6x\",\n)"
+            ),
         ]),
-        [r#"hosts/web1.ron:3:16: expected a duration like "6.97d", "20h" or "90s", found "6x"; units are s, m, h, d and w"#]
+        [
+            r#"hosts/web1.ron:3:16: expected a duration like "6.97d", "20h" or "90s", found "6x"; units are s, m, h, d and w"#
+        ]
     );
     assert_eq!(
         errors(&[("hoard.ron", "(\n  defaults: (client_timeout: 72000),\n)")]),
-        [r#"hoard.ron:2:30: expected a duration like "6.97d", "20h" or "90s", found 72000; write it as a string with a unit, e.g. "72000s""#]
+        [
+            r#"hoard.ron:2:30: expected a duration like "6.97d", "20h" or "90s", found 72000; write it as a string with a unit, e.g. "72000s""#
+        ]
     );
 }
 
@@ -186,14 +231,22 @@ fn bad_duration_points_at_the_value() {
 fn bad_size_points_at_the_value() {
     assert_eq!(
         errors(&[("hoard.ron", "(\n  plugin_memory: \"4G\",\n)")]),
-        [r#"hoard.ron:2:18: expected a size like "4GiB", "512MiB" or a number of bytes, found "4G"; write "GiB" (powers of 1024) or "GB" (powers of 1000)"#]
+        [
+            r#"hoard.ron:2:18: expected a size like "4GiB", "512MiB" or a number of bytes, found "4G"; write "GiB" (powers of 1024) or "GB" (powers of 1000)"#
+        ]
     );
 }
 
 #[test]
 fn unknown_key_suggests_the_nearest() {
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/web1.ron", "(\n  transport: \"tar\",\n  adress: \"x\",\n)")]),
+        errors(&[
+            ("hoard.ron", "()"),
+            (
+                "hosts/web1.ron",
+                "(\n  transport: \"tar\",\n  adress: \"x\",\n)"
+            )
+        ]),
         ["hosts/web1.ron:3:3: unknown key `adress`: did you mean `address`?"]
     );
     let list = errors(&[("hoard.ron", "(\n  defaults: (ssh: (zzz: 1)),\n)")]);
@@ -220,7 +273,10 @@ fn compression_level_out_of_range() {
 #[test]
 fn relative_paths_are_refused() {
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/web1.ron", "(\n  shares: [\"/etc\", \"home\"],\n)")]),
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/web1.ron", "(\n  shares: [\"/etc\", \"home\"],\n)")
+        ]),
         [r#"hosts/web1.ron:2:20: expected an absolute path (starting with `/`), found "home""#]
     );
     assert_eq!(
@@ -234,13 +290,22 @@ fn remote_host_needs_ssh() {
     assert_eq!(
         errors(&[
             ("hoard.ron", "()"),
-            ("hosts/web1.ron", r#"(transport: "tar", address: "10.0.0.5", shares: ["/etc"])"#),
+            (
+                "hosts/web1.ron",
+                r#"(transport: "tar", address: "10.0.0.5", shares: ["/etc"])"#
+            ),
         ]),
-        ["hosts/web1.ron: address `10.0.0.5` is not this machine, so the host needs `ssh: (...)` (without ssh, programs run on the server itself, which only `localhost` may do)"]
+        [
+            "hosts/web1.ron: address `10.0.0.5` is not this machine, so the host needs `ssh: (...)` (without ssh, programs run on the server itself, which only `localhost` may do)"
+        ]
     );
     // The default address is the name, which is not local either.
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/web1.ron", r#"(transport: "tar", shares: ["/etc"])"#)]).len(),
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/web1.ron", r#"(transport: "tar", shares: ["/etc"])"#)
+        ])
+        .len(),
         1
     );
 }
@@ -248,14 +313,25 @@ fn remote_host_needs_ssh() {
 #[test]
 fn host_file_name_must_be_a_host_name() {
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/web 1.ron", LOCAL_HOST), ("hosts/-x.ron", LOCAL_HOST)]),
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/web 1.ron", LOCAL_HOST),
+            ("hosts/-x.ron", LOCAL_HOST)
+        ]),
         [
             "hosts/-x.ron: `-x` is not a valid host name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
             "hosts/web 1.ron: `web 1` is not a valid host name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
         ]
     );
     // Other files in hosts/ are not hosts.
-    assert!(errors(&[("hoard.ron", "()"), ("hosts/README", "x"), ("hosts/.web1.ron.swp", "x")]).is_empty());
+    assert!(
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/README", "x"),
+            ("hosts/.web1.ron.swp", "x")
+        ])
+        .is_empty()
+    );
 }
 
 #[test]
@@ -263,18 +339,29 @@ fn transport_must_be_named() {
     assert_eq!(
         errors(&[
             ("hoard.ron", "()"),
-            ("hosts/localhost.ron", r#"(transport: " ", shares: ["/srv"])"#),
+            (
+                "hosts/localhost.ron",
+                r#"(transport: " ", shares: ["/srv"])"#
+            ),
         ]),
         [r#"hosts/localhost.ron: `transport` is empty: name a transport plugin, e.g. "tar""#]
     );
     // An empty default is blamed on hoard.ron, where it is written.
     assert_eq!(
-        errors(&[("hoard.ron", r#"(defaults: (transport: ""))"#), ("hosts/localhost.ron", r#"(shares: ["/srv"])"#)]),
+        errors(&[
+            ("hoard.ron", r#"(defaults: (transport: ""))"#),
+            ("hosts/localhost.ron", r#"(shares: ["/srv"])"#)
+        ]),
         [r#"hoard.ron: `transport` is empty: name a transport plugin, e.g. "tar""#]
     );
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/localhost.ron", r#"(shares: ["/srv"])"#)]),
-        [r#"hosts/localhost.ron: no `transport`: name a transport plugin (e.g. "tar") here or in `defaults` in hoard.ron"#]
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/localhost.ron", r#"(shares: ["/srv"])"#)
+        ]),
+        [
+            r#"hosts/localhost.ron: no `transport`: name a transport plugin (e.g. "tar") here or in `defaults` in hoard.ron"#
+        ]
     );
 }
 
@@ -294,10 +381,24 @@ fn filters_and_grants_are_cross_checked() {
         ]
     );
     assert_eq!(
-        errors(&[("hoard.ron", "()"), ("hosts/localhost.ron", r#"(transport: "tar")"#)]),
-        [r#"hosts/localhost.ron: `shares` is empty: nothing to back up (write `backups: "off"` for a host kept only for its old backups)"#]
+        errors(&[
+            ("hoard.ron", "()"),
+            ("hosts/localhost.ron", r#"(transport: "tar")"#)
+        ]),
+        [
+            r#"hosts/localhost.ron: `shares` is empty: nothing to back up (write `backups: "off"` for a host kept only for its old backups)"#
+        ]
     );
-    assert!(errors(&[("hoard.ron", "()"), ("hosts/localhost.ron", r#"(transport: "tar", backups: "off")"#)]).is_empty());
+    assert!(
+        errors(&[
+            ("hoard.ron", "()"),
+            (
+                "hosts/localhost.ron",
+                r#"(transport: "tar", backups: "off")"#
+            )
+        ])
+        .is_empty()
+    );
 }
 
 #[test]
@@ -351,7 +452,10 @@ fn passwords_stay_out_of_debug_output() {
         .capability_grant(&resolved, &[Capability::Secret("smb".into())])
         .expect("grant");
     let secret = &grant.secrets["smb"];
-    assert_eq!(secret.password, "hunter2-secret", "read at use time, newline dropped");
+    assert_eq!(
+        secret.password, "hunter2-secret",
+        "read at use time, newline dropped"
+    );
     assert_eq!(secret.user, "backup");
     assert!(!format!("{grant:?}").contains("hunter2"));
 
@@ -362,7 +466,10 @@ fn passwords_stay_out_of_debug_output() {
     let error = config
         .capability_grant(&resolved, &[Capability::Secret("smb".into())])
         .expect_err("file gone");
-    assert!(error.to_string().starts_with("secret `smb`: cannot read "), "{error}");
+    assert!(
+        error.to_string().starts_with("secret `smb`: cannot read "),
+        "{error}"
+    );
 }
 
 #[test]

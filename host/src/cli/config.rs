@@ -29,7 +29,10 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<()> {
     let report = if embedded {
         match Config::embedded(user_pool_dir()) {
             Ok(config) => {
-                let hosts = config.hosts().filter_map(|name| config.host(name).ok()).collect();
+                let hosts = config
+                    .hosts()
+                    .filter_map(|name| config.host(name).ok())
+                    .collect();
                 ConfigCheck {
                     config: Some(config),
                     hosts,
@@ -46,7 +49,10 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<()> {
         Config::check(&cli.config)
     };
     let source = if embedded {
-        format!("built-in quick start ({} does not exist)", cli.config.display())
+        format!(
+            "built-in quick start ({} does not exist)",
+            cli.config.display()
+        )
     } else {
         cli.config.display().to_string()
     };
@@ -81,7 +87,11 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<()> {
 
 /// `web1  10.0.0.5  tar  /home,/etc  ssh root@10.0.0.5:22`
 fn host_line(host: &ResolvedHost) -> String {
-    let shares: Vec<String> = host.shares.iter().map(|s| s.display().to_string()).collect();
+    let shares: Vec<String> = host
+        .shares
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect();
     format!(
         "{:<16} {:<20} {:<8} {:<30} {}{}",
         host.name,

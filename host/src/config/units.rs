@@ -86,7 +86,9 @@ fn leading_decimal(text: &str) -> Option<(Decimal, &str)> {
     }
     let mut digits: u128 = 0;
     for c in whole.chars().chain(fraction.chars()) {
-        digits = digits.checked_mul(10)?.checked_add(u128::from(c.to_digit(10)?))?;
+        digits = digits
+            .checked_mul(10)?
+            .checked_add(u128::from(c.to_digit(10)?))?;
     }
     let scale = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
     Some((Decimal { digits, scale }, rest))
@@ -153,7 +155,9 @@ impl FromStr for ByteSize {
                 .map(|(_, bytes)| *bytes)
                 .ok_or_else(|| {
                     if matches!(unit, "K" | "k" | "M" | "G" | "T" | "P") {
-                        fail(&format!("; write \"{unit}iB\" (powers of 1024) or \"{unit}B\" (powers of 1000)"))
+                        fail(&format!(
+                            "; write \"{unit}iB\" (powers of 1024) or \"{unit}B\" (powers of 1000)"
+                        ))
                     } else {
                         fail("; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB")
                     }
@@ -172,7 +176,7 @@ impl FromStr for ByteSize {
 /// Writes `value / unit` with at most two decimals when that is exact and at least 0.01;
 /// `None` otherwise.
 fn exact_in(value: u128, unit: u128) -> Option<String> {
-    if value * 100 < unit || (value * 100) % unit != 0 {
+    if value * 100 < unit || !(value * 100).is_multiple_of(unit) {
         return None;
     }
     let hundredths = value * 100 / unit;
@@ -193,7 +197,7 @@ impl fmt::Display for ConfigDuration {
         let larger = &DURATION_UNITS[1..4];
         for (suffix, seconds) in larger {
             let unit = seconds * NANOS_PER_SECOND;
-            if nanos >= unit && nanos % unit == 0 {
+            if nanos >= unit && nanos.is_multiple_of(unit) {
                 return write!(f, "{}{suffix}", nanos / unit);
             }
         }
@@ -214,7 +218,7 @@ impl fmt::Display for ByteSize {
         let bytes = u128::from(self.0);
         // Largest unit first; binary before decimal at the same magnitude.
         let mut units: Vec<&(&str, u128)> = SIZE_UNITS.iter().filter(|(s, _)| *s != "KB").collect();
-        units.sort_by(|a, b| b.1.cmp(&a.1));
+        units.sort_by_key(|unit| std::cmp::Reverse(unit.1));
         for (suffix, per_unit) in units {
             if *per_unit > 1
                 && bytes >= *per_unit
@@ -277,7 +281,10 @@ impl<'de> Deserialize<'de> for ConfigDuration {
                 }))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Err(E::custom(DurationError { found: v.to_string(), hint: String::new() }))
+                Err(E::custom(DurationError {
+                    found: v.to_string(),
+                    hint: String::new(),
+                }))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Err(E::custom(DurationError {
@@ -305,9 +312,12 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(SizeError { found: v.to_string(), hint: String::new() }))
+                u64::try_from(v).map(ByteSize).map_err(|_| {
+                    E::custom(SizeError {
+                        found: v.to_string(),
+                        hint: String::new(),
+                    })
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Err(E::custom(SizeError {
@@ -341,39 +351,79 @@ mod tests {
             ("0s", Duration::ZERO),
         ];
         for (text, expected) in table {
-            assert_eq!(text.parse::<ConfigDuration>(), Ok(ConfigDuration(*expected)), "{text}");
+            assert_eq!(
+                text.parse::<ConfigDuration>(),
+                Ok(ConfigDuration(*expected)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn durations_refused() {
         let table: &[(&str, &str)] = &[
-            ("6x", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"6x\"; units are s, m, h, d and w"),
-            ("72000", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"72000\"; a number needs a unit: s, m, h, d or w"),
-            ("", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"\""),
-            ("-1s", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"-1s\""),
-            ("1..2h", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1..2h\""),
-            ("h", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"h\""),
-            ("1 day", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1 day\"; units are s, m, h, d and w"),
+            (
+                "6x",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"6x\"; units are s, m, h, d and w",
+            ),
+            (
+                "72000",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"72000\"; a number needs a unit: s, m, h, d or w",
+            ),
+            (
+                "",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"\"",
+            ),
+            (
+                "-1s",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"-1s\"",
+            ),
+            (
+                "1..2h",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1..2h\"",
+            ),
+            (
+                "h",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"h\"",
+            ),
+            (
+                "1 day",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1 day\"; units are s, m, h, d and w",
+            ),
         ];
         for (text, message) in table {
             let error = text.parse::<ConfigDuration>().expect_err(text);
             assert_eq!(error.to_string(), *message, "{text}");
         }
-        assert!("99999999999999999999999w".parse::<ConfigDuration>().is_err());
+        assert!(
+            "99999999999999999999999w"
+                .parse::<ConfigDuration>()
+                .is_err()
+        );
     }
 
     #[test]
     fn durations_display_round_trips() {
-        for text in ["6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "36h", "1d", "0.001s", "59m"] {
+        for text in [
+            "6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "36h", "1d", "0.001s", "59m",
+        ] {
             let parsed: ConfigDuration = text.parse().expect(text);
             assert_eq!(parsed.to_string(), text);
             assert_eq!(parsed.to_string().parse::<ConfigDuration>(), Ok(parsed));
         }
-        assert_eq!(ConfigDuration(Duration::from_secs(604_800)).to_string(), "7d");
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(604_800)).to_string(),
+            "7d"
+        );
         assert_eq!(ConfigDuration(Duration::from_secs(61)).to_string(), "61s");
-        assert_eq!(ConfigDuration(Duration::from_secs(5_400)).to_string(), "90m");
-        assert_eq!(ConfigDuration(Duration::from_secs(3_601)).to_string(), "3601s");
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(5_400)).to_string(),
+            "90m"
+        );
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(3_601)).to_string(),
+            "3601s"
+        );
     }
 
     #[test]
@@ -401,11 +451,26 @@ mod tests {
     #[test]
     fn sizes_refused() {
         let table: &[(&str, &str)] = &[
-            ("4G", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4G\"; write \"GiB\" (powers of 1024) or \"GB\" (powers of 1000)"),
-            ("4gib", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4gib\"; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB"),
-            ("lots", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"lots\""),
-            ("-1MiB", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"-1MiB\""),
-            ("99999PiB", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"99999PiB\"; too large"),
+            (
+                "4G",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4G\"; write \"GiB\" (powers of 1024) or \"GB\" (powers of 1000)",
+            ),
+            (
+                "4gib",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4gib\"; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB",
+            ),
+            (
+                "lots",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"lots\"",
+            ),
+            (
+                "-1MiB",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"-1MiB\"",
+            ),
+            (
+                "99999PiB",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"99999PiB\"; too large",
+            ),
         ];
         for (text, message) in table {
             let error = text.parse::<ByteSize>().expect_err(text);
@@ -415,7 +480,9 @@ mod tests {
 
     #[test]
     fn sizes_display_round_trips() {
-        for text in ["4GiB", "512MiB", "1.5GiB", "1kB", "3GB", "100B", "0B", "1023B"] {
+        for text in [
+            "4GiB", "512MiB", "1.5GiB", "1kB", "3GB", "100B", "0B", "1023B",
+        ] {
             let parsed: ByteSize = text.parse().expect(text);
             assert_eq!(parsed.to_string(), text);
         }
