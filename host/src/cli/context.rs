@@ -10,7 +10,7 @@ use hoard_pool::{Pool, PoolOptions, SnapshotId, SnapshotInfo};
 use super::Cli;
 use crate::client::ClientConnector;
 use crate::client::local::LocalClient;
-use crate::client::ssh::{SshClient, SshSettings as ClientSsh};
+use crate::client::ssh::SshClient;
 use crate::config::{Config, ResolvedHost, user_pool_dir};
 use crate::job::backup::{BackupPlan, SharePlan};
 use crate::plugin::bindings::{BackupLevel, Capability};
@@ -126,18 +126,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 pub async fn client_for(host: &ResolvedHost) -> anyhow::Result<Arc<dyn ClientConnector>> {
     match &host.ssh {
         None => Ok(Arc::new(LocalClient)),
-        Some(ssh) => {
-            let settings = ClientSsh {
-                address: ssh.address.clone(),
-                port: ssh.port,
-                user: ssh.user.clone(),
-                private_key: ssh.private_key.clone(),
-                known_hosts: ssh.known_hosts.clone(),
-                accept_new_host_keys: ssh.accept_new_host_keys,
-                connect_timeout: ssh.connect_timeout,
-            };
-            Ok(Arc::new(SshClient::new(settings).await?))
-        }
+        Some(ssh) => Ok(Arc::new(SshClient::new(ssh.clone()).await?)),
     }
 }
 

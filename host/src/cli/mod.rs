@@ -2,6 +2,7 @@
 //! work; these modules only turn its answers into text, tables or JSON.
 
 pub mod backup;
+pub mod config;
 pub mod context;
 pub mod list;
 pub mod ls;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Plugins: list the loaded ones, inspect a component.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The config folder: check it.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
 }
 
 impl Cli {
@@ -68,7 +72,7 @@ impl Cli {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| std::env::temp_dir());
+            .unwrap_or_else(std::env::temp_dir);
         base.join("hoard")
     }
 
@@ -80,6 +84,7 @@ impl Cli {
             Command::Ls(args) => ls::run(&self, args),
             Command::Restore(args) => restore::run(&self, args).await,
             Command::Plugin(command) => plugin::run(&self, command).await,
+            Command::Config(command) => config::run(&self, command).await,
         }
     }
 }

@@ -80,7 +80,11 @@ pub enum ConfigError {
 }
 
 fn display_list(errors: &[ConfigError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl ConfigError {
@@ -96,7 +100,9 @@ impl ConfigError {
     /// The single errors this one stands for ([`ConfigError::Several`] flattened).
     pub fn into_list(self) -> Vec<ConfigError> {
         match self {
-            ConfigError::Several(list) => list.into_iter().flat_map(ConfigError::into_list).collect(),
+            ConfigError::Several(list) => {
+                list.into_iter().flat_map(ConfigError::into_list).collect()
+            }
             other => vec![other],
         }
     }
@@ -115,7 +121,9 @@ pub enum Problem {
         name: String,
     },
     /// No transport plugin named, here or in the defaults.
-    #[error("no `transport`: name a transport plugin (e.g. \"tar\") here or in `defaults` in hoard.ron")]
+    #[error(
+        "no `transport`: name a transport plugin (e.g. \"tar\") here or in `defaults` in hoard.ron"
+    )]
     NoTransport,
     /// `transport: ""`.
     #[error("`transport` is empty: name a transport plugin, e.g. \"tar\"")]
@@ -135,10 +143,14 @@ pub enum Problem {
         address: String,
     },
     /// A host that is backed up but has no shares.
-    #[error("`shares` is empty: nothing to back up (write `backups: \"off\"` for a host kept only for its old backups)")]
+    #[error(
+        "`shares` is empty: nothing to back up (write `backups: \"off\"` for a host kept only for its old backups)"
+    )]
     NoShares,
     /// An include or exclude list for a share the host does not have.
-    #[error("`{setting}` has a list for `{share}`, which is not one of the host's `shares` (use \"*\" for every share)")]
+    #[error(
+        "`{setting}` has a list for `{share}`, which is not one of the host's `shares` (use \"*\" for every share)"
+    )]
     UnknownShare {
         /// `includes` or `excludes`.
         setting: &'static str,
@@ -146,7 +158,9 @@ pub enum Problem {
         share: String,
     },
     /// A program granted to a plugin whose place on clients is unknown.
-    #[error("`grants.exec` names `{program}`, but `client_paths` in hoard.ron does not say where it is on clients")]
+    #[error(
+        "`grants.exec` names `{program}`, but `client_paths` in hoard.ron does not say where it is on clients"
+    )]
     UnknownProgram {
         /// The program name.
         program: String,
@@ -158,8 +172,12 @@ pub enum Problem {
 
 /// Parses one RON file into `T`, with the config's RON options (`implicit_some`: an optional
 /// setting is written as its value, no `Some(...)`). `file` is the name errors carry.
-pub(crate) fn parse_ron<T: DeserializeOwned>(file: &std::path::Path, text: &str) -> Result<T, ConfigError> {
-    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+pub(crate) fn parse_ron<T: DeserializeOwned>(
+    file: &std::path::Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     options.from_str(text).map_err(|error| {
         let (message, points_at_token) = describe(&error.code);
         let mut position = Position {
@@ -183,8 +201,12 @@ fn describe(code: &ron::Error) -> (String, bool) {
     use ron::Error as E;
     match code {
         E::Message(message) => (message.clone(), true),
-        E::InvalidValueForType { expected, found } => (format!("expected {expected}, found {found}"), true),
-        E::NoSuchStructField { expected, found, .. } => {
+        E::InvalidValueForType { expected, found } => {
+            (format!("expected {expected}, found {found}"), true)
+        }
+        E::NoSuchStructField {
+            expected, found, ..
+        } => {
             let mut message = format!("unknown key `{found}`");
             if let Some(near) = closest(found, expected) {
                 message.push_str(&format!(": did you mean `{near}`?"));
@@ -194,9 +216,17 @@ fn describe(code: &ron::Error) -> (String, bool) {
             }
             (message, true)
         }
-        E::NoSuchEnumVariant { expected, found, .. } => {
+        E::NoSuchEnumVariant {
+            expected, found, ..
+        } => {
             let names: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
-            (format!("unknown value `{found}`; expected one of {}", names.join(", ")), true)
+            (
+                format!(
+                    "unknown value `{found}`; expected one of {}",
+                    names.join(", ")
+                ),
+                true,
+            )
         }
         E::DuplicateStructField { field, .. } => (format!("key `{field}` is set twice"), true),
         E::MissingStructField { field, .. } => (format!("missing key `{field}`"), false),
@@ -296,7 +326,19 @@ mod tests {
     #[test]
     fn token_start_moves_back() {
         let text = "(\n  a: \"6x\",\n  b: 42,\n)";
-        assert_eq!(token_start(text, Position { line: 2, column: 10 }), Position { line: 2, column: 6 });
-        assert_eq!(token_start(text, Position { line: 3, column: 8 }), Position { line: 3, column: 6 });
+        assert_eq!(
+            token_start(
+                text,
+                Position {
+                    line: 2,
+                    column: 10
+                }
+            ),
+            Position { line: 2, column: 6 }
+        );
+        assert_eq!(
+            token_start(text, Position { line: 3, column: 8 }),
+            Position { line: 3, column: 6 }
+        );
     }
 }

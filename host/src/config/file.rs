@@ -183,7 +183,11 @@ impl<'de> Deserialize<'de> for BackupMode {
                     .iter()
                     .find(|(name, _)| *name == v)
                     .map(|(_, mode)| *mode)
-                    .ok_or_else(|| E::custom(format!("expected \"scheduled\", \"manual\" or \"off\", found {v:?}")))
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "expected \"scheduled\", \"manual\" or \"off\", found {v:?}"
+                        ))
+                    })
             }
         }
         deserializer.deserialize_str(ModeVisitor)
@@ -236,8 +240,11 @@ impl<'de> Deserialize<'de> for AbsolutePath {
                 f.write_str("an absolute path like \"/etc/hoard/id_ed25519\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                AbsolutePath::new(v)
-                    .ok_or_else(|| E::custom(format!("expected an absolute path (starting with `/`), found {v:?}")))
+                AbsolutePath::new(v).ok_or_else(|| {
+                    E::custom(format!(
+                        "expected an absolute path (starting with `/`), found {v:?}"
+                    ))
+                })
             }
         }
         deserializer.deserialize_str(PathVisitor)
@@ -256,7 +263,9 @@ impl CompressionLevel {
 
     /// `level`, if it is in range.
     pub fn new(level: i32) -> Option<CompressionLevel> {
-        (Self::MIN..=Self::MAX).contains(&level).then_some(CompressionLevel(level))
+        (Self::MIN..=Self::MAX)
+            .contains(&level)
+            .then_some(CompressionLevel(level))
     }
 
     /// The level.

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 pub use error::{ConfigError, Position, Problem};
 pub use file::{
-    AbsolutePath, BackupMode, CompressionLevel, GlobalSettings, GrantSettings, HostSettings, SecretSettings,
-    SshOverrides,
+    AbsolutePath, BackupMode, CompressionLevel, GlobalSettings, GrantSettings, HostSettings,
+    SecretSettings, SshOverrides,
 };
 pub use resolve::{ResolvedHost, SshSettings, builtin, is_local_address, is_valid_host_name};
 pub use units::{ByteSize, ConfigDuration};
@@ -35,7 +35,8 @@ use resolve::ResolveContext;
 /// The quick start's `hoard.ron`, also `config-examples/quickstart/hoard.ron`.
 const QUICKSTART_GLOBAL: &str = include_str!("../../../config-examples/quickstart/hoard.ron");
 /// The quick start's one host, also `config-examples/quickstart/hosts/localhost.ron`.
-const QUICKSTART_LOCALHOST: &str = include_str!("../../../config-examples/quickstart/hosts/localhost.ron");
+const QUICKSTART_LOCALHOST: &str =
+    include_str!("../../../config-examples/quickstart/hosts/localhost.ron");
 
 /// The global file's name in the config folder.
 pub const GLOBAL_FILE: &str = "hoard.ron";
@@ -190,7 +191,9 @@ impl Config {
 
     /// Memory one plugin instance may use.
     pub fn plugin_memory(&self) -> ByteSize {
-        self.global.plugin_memory.unwrap_or(ByteSize(builtin::PLUGIN_MEMORY))
+        self.global
+            .plugin_memory
+            .unwrap_or(ByteSize(builtin::PLUGIN_MEMORY))
     }
 
     /// Wall-clock limit of one plugin call.
@@ -213,10 +216,16 @@ impl Config {
 
     /// One host, its settings resolved.
     pub fn host(&self, name: &str) -> Result<ResolvedHost, ConfigError> {
-        let host = self.hosts.get(name).ok_or_else(|| ConfigError::UnknownHost {
-            name: name.to_string(),
-        })?;
-        let config_dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(builtin::CONFIG_DIR));
+        let host = self
+            .hosts
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownHost {
+                name: name.to_string(),
+            })?;
+        let config_dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(builtin::CONFIG_DIR));
         let context = ResolveContext {
             host_file: &host.file,
             global_file: &self.global_file,
@@ -224,7 +233,9 @@ impl Config {
             client_paths: &self.client_paths,
         };
         resolve::resolve(name, &host.settings, &self.global.defaults, &context).map_err(|errors| {
-            ConfigError::from_list(errors).unwrap_or_else(|| ConfigError::UnknownHost { name: name.to_string() })
+            ConfigError::from_list(errors).unwrap_or_else(|| ConfigError::UnknownHost {
+                name: name.to_string(),
+            })
         })
     }
 
@@ -232,7 +243,11 @@ impl Config {
     /// `grants` in the config: those, limited to the manifest, programs resolved through
     /// `client_paths` and secrets read from their files now. Without: the manifest's
     /// programs that `client_paths` knows and its ports; no server tools, no secrets.
-    pub fn capability_grant(&self, host: &ResolvedHost, manifest: &[Capability]) -> Result<CapabilityGrant, ConfigError> {
+    pub fn capability_grant(
+        &self,
+        host: &ResolvedHost,
+        manifest: &[Capability],
+    ) -> Result<CapabilityGrant, ConfigError> {
         let Some(grants) = &host.grants else {
             let mut grant = CapabilityGrant::default();
             for capability in manifest {
@@ -254,7 +269,9 @@ impl Config {
             exec: grants
                 .exec
                 .iter()
-                .filter_map(|program| Some((program.clone(), self.client_paths.get(program)?.clone())))
+                .filter_map(|program| {
+                    Some((program.clone(), self.client_paths.get(program)?.clone()))
+                })
                 .collect(),
             connect_ports: grants.connect.iter().copied().collect(),
             server_tools: grants
@@ -264,7 +281,11 @@ impl Config {
                 .collect(),
             ..CapabilityGrant::default()
         };
-        let declared = |name: &str| manifest.iter().any(|c| matches!(c, Capability::Secret(s) if s == name));
+        let declared = |name: &str| {
+            manifest
+                .iter()
+                .any(|c| matches!(c, Capability::Secret(s) if s == name))
+        };
         for (name, secret) in &grants.secrets {
             if declared(name) {
                 grant.secrets.insert(name.clone(), secret.read(name)?);
@@ -278,10 +299,12 @@ impl SecretSettings {
     /// Reads the password file now (a trailing newline is dropped). `name` is the secret's
     /// name, for the error.
     pub fn read(&self, name: &str) -> Result<Secret, ConfigError> {
-        let text = std::fs::read_to_string(&*self.password_file).map_err(|source| ConfigError::SecretUnreadable {
-            name: name.to_string(),
-            path: self.password_file.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(&*self.password_file).map_err(|source| {
+            ConfigError::SecretUnreadable {
+                name: name.to_string(),
+                path: self.password_file.to_path_buf(),
+                source,
+            }
         })?;
         let password = text.strip_suffix('\n').unwrap_or(&text);
         let password = password.strip_suffix('\r').unwrap_or(password);
@@ -348,10 +371,15 @@ fn read_folder(dir: &Path) -> (Option<Source>, Vec<(String, Source)>, Vec<Config
     for file_name in names {
         let label = Path::new(HOSTS_DIR).join(&file_name);
         let path = Path::new(&file_name);
-        if path.extension().is_none_or(|ext| ext != "ron") || file_name.to_string_lossy().starts_with('.') {
+        if path.extension().is_none_or(|ext| ext != "ron")
+            || file_name.to_string_lossy().starts_with('.')
+        {
             continue;
         }
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if path.file_stem().and_then(|s| s.to_str()).is_none() || !is_valid_host_name(&name) {
             errors.push(ConfigError::Invalid {
                 file: label,
@@ -378,7 +406,8 @@ fn from_sources(
     host_sources: Vec<(String, Source)>,
     mut errors: Vec<ConfigError>,
 ) -> ConfigCheck {
-    let global_settings = parse_ron::<GlobalSettings>(&global.file, &global.text).map_err(|e| errors.push(e));
+    let global_settings =
+        parse_ron::<GlobalSettings>(&global.file, &global.text).map_err(|e| errors.push(e));
     let mut hosts = BTreeMap::new();
     for (name, source) in host_sources {
         match parse_ron::<HostSettings>(&source.file, &source.text) {
@@ -443,8 +472,16 @@ fn from_sources(
 fn error_order(error: &ConfigError) -> (u8, PathBuf, Option<Position>) {
     match error {
         ConfigError::Read { path, .. } => (0, path.clone(), None),
-        ConfigError::Parse { file, position, .. } => (1 + u8::from(file.starts_with(HOSTS_DIR)), file.clone(), Some(*position)),
-        ConfigError::Invalid { file, .. } => (1 + u8::from(file.starts_with(HOSTS_DIR)), file.clone(), None),
+        ConfigError::Parse { file, position, .. } => (
+            1 + u8::from(file.starts_with(HOSTS_DIR)),
+            file.clone(),
+            Some(*position),
+        ),
+        ConfigError::Invalid { file, .. } => (
+            1 + u8::from(file.starts_with(HOSTS_DIR)),
+            file.clone(),
+            None,
+        ),
         _ => (3, PathBuf::new(), None),
     }
 }

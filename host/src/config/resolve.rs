@@ -54,25 +54,8 @@ pub mod builtin {
     ];
 }
 
-/// Everything needed to reach one host over ssh; maps field by field onto the ssh client's
-/// settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshSettings {
-    /// Host name or IP address to connect to.
-    pub address: String,
-    /// TCP port.
-    pub port: u16,
-    /// User to log in as.
-    pub user: String,
-    /// Private key file (read by the server only; never shown to a plugin).
-    pub private_key: PathBuf,
-    /// Known-hosts file the host key is checked against.
-    pub known_hosts: PathBuf,
-    /// Record a host key seen for the first time instead of refusing it.
-    pub accept_new_host_keys: bool,
-    /// How long to wait for the connection.
-    pub connect_timeout: Duration,
-}
+/// Everything needed to reach one host over ssh: the ssh client's own settings.
+pub use crate::client::ssh::SshSettings;
 
 /// One host, every setting decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +162,13 @@ pub(crate) fn resolve(
 ) -> Result<ResolvedHost, Vec<ConfigError>> {
     let mut problems: Vec<ConfigError> = Vec::new();
     // The file a setting came from: the host's when it sets it, else hoard.ron.
-    let origin = |set_here: bool| if set_here { context.host_file } else { context.global_file };
+    let origin = |set_here: bool| {
+        if set_here {
+            context.host_file
+        } else {
+            context.global_file
+        }
+    };
     let mut report = |file: &Path, problem: Problem| {
         problems.push(ConfigError::Invalid {
             file: file.to_path_buf(),
@@ -193,7 +182,10 @@ pub(crate) fn resolve(
         .or_else(|| defaults.address.clone())
         .unwrap_or_else(|| name.to_string());
     if address.trim().is_empty() {
-        report(origin(host.address.is_some()), Problem::Empty { setting: "address" });
+        report(
+            origin(host.address.is_some()),
+            Problem::Empty { setting: "address" },
+        );
     }
 
     let transport = match host.transport.as_ref().or(defaults.transport.as_ref()) {
@@ -211,20 +203,39 @@ pub(crate) fn resolve(
     // ssh: the host's `None` means local; its struct merges key by key over the defaults'.
     let ssh = match (&host.ssh, &defaults.ssh) {
         (Some(None), _) | (None, Some(None)) | (None, None) => None,
-        (Some(Some(own)), Some(Some(base))) => Some(ssh_settings(&address, own, base, context.config_dir)),
-        (Some(Some(own)), _) => Some(ssh_settings(&address, own, &SshOverrides::default(), context.config_dir)),
-        (None, Some(Some(base))) => Some(ssh_settings(&address, &SshOverrides::default(), base, context.config_dir)),
+        (Some(Some(own)), Some(Some(base))) => {
+            Some(ssh_settings(&address, own, base, context.config_dir))
+        }
+        (Some(Some(own)), _) => Some(ssh_settings(
+            &address,
+            own,
+            &SshOverrides::default(),
+            context.config_dir,
+        )),
+        (None, Some(Some(base))) => Some(ssh_settings(
+            &address,
+            &SshOverrides::default(),
+            base,
+            context.config_dir,
+        )),
     };
     if let Some(ssh) = &ssh
         && ssh.user.trim().is_empty()
     {
         report(
             origin(matches!(&host.ssh, Some(Some(o)) if o.user.is_some())),
-            Problem::Empty { setting: "ssh.user" },
+            Problem::Empty {
+                setting: "ssh.user",
+            },
         );
     }
     if ssh.is_none() && !address.trim().is_empty() && !is_local_address(&address) {
-        report(context.host_file, Problem::RemoteWithoutSsh { address: address.clone() });
+        report(
+            context.host_file,
+            Problem::RemoteWithoutSsh {
+                address: address.clone(),
+            },
+        );
     }
 
     let shares: Vec<PathBuf> = host
@@ -235,18 +246,37 @@ pub(crate) fn resolve(
         .unwrap_or_default();
     let backups = host.backups.or(defaults.backups).unwrap_or_default();
     if shares.is_empty() && backups != BackupMode::Off {
-        report(origin(host.shares.is_some()), Problem::NoShares);
+        report(
+            origin(host.shares.is_some() || defaults.shares.is_none()),
+            Problem::NoShares,
+        );
     }
 
-    let includes = host.includes.as_ref().or(defaults.includes.as_ref()).cloned().unwrap_or_default();
-    let excludes = host.excludes.as_ref().or(defaults.excludes.as_ref()).cloned().unwrap_or_default();
+    let includes = host
+        .includes
+        .as_ref()
+        .or(defaults.includes.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let excludes = host
+        .excludes
+        .as_ref()
+        .or(defaults.excludes.as_ref())
+        .cloned()
+        .unwrap_or_default();
     for (setting, lists, set_here) in [
         ("includes", &includes, host.includes.is_some()),
         ("excludes", &excludes, host.excludes.is_some()),
     ] {
         for share in lists.keys() {
             if share != "*" && !shares.iter().any(|s| s == Path::new(share)) {
-                report(origin(set_here), Problem::UnknownShare { setting, share: share.clone() });
+                report(
+                    origin(set_here),
+                    Problem::UnknownShare {
+                        setting,
+                        share: share.clone(),
+                    },
+                );
             }
         }
     }
@@ -260,7 +290,12 @@ pub(crate) fn resolve(
         let file = origin(host.grants.is_some());
         for program in &grants.exec {
             if !context.client_paths.contains_key(program) {
-                report(file, Problem::UnknownProgram { program: program.clone() });
+                report(
+                    file,
+                    Problem::UnknownProgram {
+                        program: program.clone(),
+                    },
+                );
             }
         }
         if grants.connect.contains(&0) {
@@ -289,7 +324,11 @@ pub(crate) fn resolve(
             .one_file_system
             .or(defaults.one_file_system)
             .unwrap_or(builtin::ONE_FILE_SYSTEM),
-        client_timeout: duration(host.client_timeout, defaults.client_timeout, builtin::CLIENT_TIMEOUT),
+        client_timeout: duration(
+            host.client_timeout,
+            defaults.client_timeout,
+            builtin::CLIENT_TIMEOUT,
+        ),
         grants,
         plugin_settings: host
             .plugin_settings
@@ -299,7 +338,12 @@ pub(crate) fn resolve(
             .unwrap_or_default(),
         backups,
         owner,
-        more_users: host.more_users.as_ref().or(defaults.more_users.as_ref()).cloned().unwrap_or_default(),
+        more_users: host
+            .more_users
+            .as_ref()
+            .or(defaults.more_users.as_ref())
+            .cloned()
+            .unwrap_or_default(),
         full_period: duration(host.full_period, defaults.full_period, builtin::FULL_PERIOD),
         incr_period: duration(host.incr_period, defaults.incr_period, builtin::INCR_PERIOD),
     })
@@ -313,7 +357,12 @@ fn duration(
     own.or(base).map(|d| d.get()).unwrap_or(builtin)
 }
 
-fn ssh_settings(address: &str, own: &SshOverrides, base: &SshOverrides, config_dir: &Path) -> SshSettings {
+fn ssh_settings(
+    address: &str,
+    own: &SshOverrides,
+    base: &SshOverrides,
+    config_dir: &Path,
+) -> SshSettings {
     let path = |own: &Option<AbsolutePath>, base: &Option<AbsolutePath>, file: &str| {
         own.as_ref()
             .or(base.as_ref())
@@ -329,9 +378,20 @@ fn ssh_settings(address: &str, own: &SshOverrides, base: &SshOverrides, config_d
             .or_else(|| base.user.clone())
             .unwrap_or_else(|| builtin::SSH_USER.to_string()),
         private_key: path(&own.key, &base.key, builtin::SSH_KEY_FILE),
-        known_hosts: path(&own.known_hosts, &base.known_hosts, builtin::SSH_KNOWN_HOSTS_FILE),
-        accept_new_host_keys: own.accept_new_host_keys.or(base.accept_new_host_keys).unwrap_or(false),
-        connect_timeout: duration(own.connect_timeout, base.connect_timeout, builtin::SSH_CONNECT_TIMEOUT),
+        known_hosts: path(
+            &own.known_hosts,
+            &base.known_hosts,
+            builtin::SSH_KNOWN_HOSTS_FILE,
+        ),
+        accept_new_host_keys: own
+            .accept_new_host_keys
+            .or(base.accept_new_host_keys)
+            .unwrap_or(false),
+        connect_timeout: duration(
+            own.connect_timeout,
+            base.connect_timeout,
+            builtin::SSH_CONNECT_TIMEOUT,
+        ),
     }
 }
 
@@ -341,7 +401,14 @@ mod tests {
 
     #[test]
     fn local_addresses() {
-        for local in ["localhost", "LOCALHOST", "127.0.0.1", "127.0.1.1", "::1", "[::1]"] {
+        for local in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.0.1.1",
+            "::1",
+            "[::1]",
+        ] {
             assert!(is_local_address(local), "{local}");
         }
         for remote in ["10.0.0.5", "web1", "localhost.example.com", "::2", ""] {
@@ -354,7 +421,15 @@ mod tests {
         for good in ["web1", "db-2.example.com", "a", "x_y", "1host"] {
             assert!(is_valid_host_name(good), "{good}");
         }
-        for bad in ["", "-web", ".hidden", "web 1", "wéb", "a/b", &"x".repeat(254)] {
+        for bad in [
+            "",
+            "-web",
+            ".hidden",
+            "web 1",
+            "wéb",
+            "a/b",
+            &"x".repeat(254),
+        ] {
             assert!(!is_valid_host_name(bad), "{bad}");
         }
     }

@@ -86,7 +86,9 @@ fn leading_decimal(text: &str) -> Option<(Decimal, &str)> {
     }
     let mut digits: u128 = 0;
     for c in whole.chars().chain(fraction.chars()) {
-        digits = digits.checked_mul(10)?.checked_add(u128::from(c.to_digit(10)?))?;
+        digits = digits
+            .checked_mul(10)?
+            .checked_add(u128::from(c.to_digit(10)?))?;
     }
     let scale = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
     Some((Decimal { digits, scale }, rest))
@@ -153,7 +155,9 @@ impl FromStr for ByteSize {
                 .map(|(_, bytes)| *bytes)
                 .ok_or_else(|| {
                     if matches!(unit, "K" | "k" | "M" | "G" | "T" | "P") {
-                        fail(&format!("; write \"{unit}iB\" (powers of 1024) or \"{unit}B\" (powers of 1000)"))
+                        fail(&format!(
+                            "; write \"{unit}iB\" (powers of 1024) or \"{unit}B\" (powers of 1000)"
+                        ))
                     } else {
                         fail("; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB")
                     }
@@ -169,9 +173,10 @@ impl FromStr for ByteSize {
     }
 }
 
-/// Writes `value / unit` with at most two decimals when that is exact; `None` otherwise.
+/// Writes `value / unit` with at most two decimals when that is exact and at least 0.01;
+/// `None` otherwise.
 fn exact_in(value: u128, unit: u128) -> Option<String> {
-    if value < unit || (value * 100) % unit != 0 {
+    if value * 100 < unit || !(value * 100).is_multiple_of(unit) {
         return None;
     }
     let hundredths = value * 100 / unit;
@@ -184,17 +189,26 @@ fn exact_in(value: u128, unit: u128) -> Option<String> {
 }
 
 impl fmt::Display for ConfigDuration {
+    /// Whole days, hours or minutes when it is one (`"20h"`); seconds under an hour
+    /// (`"90s"`); else days, hours or minutes with two decimals when exact (`"6.97d"`); else
+    /// seconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nanos = self.0.as_nanos();
-        if nanos == 0 {
-            return f.write_str("0s");
-        }
-        for (suffix, seconds) in &DURATION_UNITS[1..] {
-            if let Some(number) = exact_in(nanos, seconds * NANOS_PER_SECOND) {
-                return write!(f, "{number}{suffix}");
+        let larger = &DURATION_UNITS[1..4];
+        for (suffix, seconds) in larger {
+            let unit = seconds * NANOS_PER_SECOND;
+            if nanos >= unit && nanos.is_multiple_of(unit) {
+                return write!(f, "{}{suffix}", nanos / unit);
             }
         }
-        let text = format!("{:.9}", self.0.as_secs_f64());
+        if nanos >= 3_600 * NANOS_PER_SECOND {
+            for (suffix, seconds) in larger {
+                if let Some(number) = exact_in(nanos, seconds * NANOS_PER_SECOND) {
+                    return write!(f, "{number}{suffix}");
+                }
+            }
+        }
+        let text = format!("{}.{:09}", self.0.as_secs(), self.0.subsec_nanos());
         write!(f, "{}s", text.trim_end_matches('0').trim_end_matches('.'))
     }
 }
@@ -204,9 +218,10 @@ impl fmt::Display for ByteSize {
         let bytes = u128::from(self.0);
         // Largest unit first; binary before decimal at the same magnitude.
         let mut units: Vec<&(&str, u128)> = SIZE_UNITS.iter().filter(|(s, _)| *s != "KB").collect();
-        units.sort_by(|a, b| b.1.cmp(&a.1));
+        units.sort_by_key(|unit| std::cmp::Reverse(unit.1));
         for (suffix, per_unit) in units {
             if *per_unit > 1
+                && bytes >= *per_unit
                 && let Some(number) = exact_in(bytes, *per_unit)
             {
                 return write!(f, "{number}{suffix}");
@@ -266,7 +281,10 @@ impl<'de> Deserialize<'de> for ConfigDuration {
                 }))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Err(E::custom(DurationError { found: v.to_string(), hint: String::new() }))
+                Err(E::custom(DurationError {
+                    found: v.to_string(),
+                    hint: String::new(),
+                }))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Err(E::custom(DurationError {
@@ -294,9 +312,12 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(SizeError { found: v.to_string(), hint: String::new() }))
+                u64::try_from(v).map(ByteSize).map_err(|_| {
+                    E::custom(SizeError {
+                        found: v.to_string(),
+                        hint: String::new(),
+                    })
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Err(E::custom(SizeError {
@@ -330,37 +351,79 @@ mod tests {
             ("0s", Duration::ZERO),
         ];
         for (text, expected) in table {
-            assert_eq!(text.parse::<ConfigDuration>(), Ok(ConfigDuration(*expected)), "{text}");
+            assert_eq!(
+                text.parse::<ConfigDuration>(),
+                Ok(ConfigDuration(*expected)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn durations_refused() {
         let table: &[(&str, &str)] = &[
-            ("6x", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"6x\"; units are s, m, h, d and w"),
-            ("72000", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"72000\"; a number needs a unit: s, m, h, d or w"),
-            ("", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"\""),
-            ("-1s", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"-1s\""),
-            ("1..2h", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1..2h\""),
-            ("h", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"h\""),
-            ("1 day", "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1 day\"; units are s, m, h, d and w"),
+            (
+                "6x",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"6x\"; units are s, m, h, d and w",
+            ),
+            (
+                "72000",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"72000\"; a number needs a unit: s, m, h, d or w",
+            ),
+            (
+                "",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"\"",
+            ),
+            (
+                "-1s",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"-1s\"",
+            ),
+            (
+                "1..2h",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1..2h\"",
+            ),
+            (
+                "h",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"h\"",
+            ),
+            (
+                "1 day",
+                "expected a duration like \"6.97d\", \"20h\" or \"90s\", found \"1 day\"; units are s, m, h, d and w",
+            ),
         ];
         for (text, message) in table {
             let error = text.parse::<ConfigDuration>().expect_err(text);
             assert_eq!(error.to_string(), *message, "{text}");
         }
-        assert!("99999999999999999999999w".parse::<ConfigDuration>().is_err());
+        assert!(
+            "99999999999999999999999w"
+                .parse::<ConfigDuration>()
+                .is_err()
+        );
     }
 
     #[test]
     fn durations_display_round_trips() {
-        for text in ["6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "1.5h", "1d", "0.001s"] {
+        for text in [
+            "6.97d", "0.97d", "20h", "90s", "30m", "0.5s", "0s", "36h", "1d", "0.001s", "59m",
+        ] {
             let parsed: ConfigDuration = text.parse().expect(text);
             assert_eq!(parsed.to_string(), text);
             assert_eq!(parsed.to_string().parse::<ConfigDuration>(), Ok(parsed));
         }
-        assert_eq!(ConfigDuration(Duration::from_secs(604_800)).to_string(), "7d");
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(604_800)).to_string(),
+            "7d"
+        );
         assert_eq!(ConfigDuration(Duration::from_secs(61)).to_string(), "61s");
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(5_400)).to_string(),
+            "90m"
+        );
+        assert_eq!(
+            ConfigDuration(Duration::from_secs(3_601)).to_string(),
+            "3601s"
+        );
     }
 
     #[test]
@@ -388,11 +451,26 @@ mod tests {
     #[test]
     fn sizes_refused() {
         let table: &[(&str, &str)] = &[
-            ("4G", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4G\"; write \"GiB\" (powers of 1024) or \"GB\" (powers of 1000)"),
-            ("4gib", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4gib\"; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB"),
-            ("lots", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"lots\""),
-            ("-1MiB", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"-1MiB\""),
-            ("99999PiB", "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"99999PiB\"; too large"),
+            (
+                "4G",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4G\"; write \"GiB\" (powers of 1024) or \"GB\" (powers of 1000)",
+            ),
+            (
+                "4gib",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"4gib\"; units are B, KiB, MiB, GiB, TiB, PiB, kB, MB, GB, TB and PB",
+            ),
+            (
+                "lots",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"lots\"",
+            ),
+            (
+                "-1MiB",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"-1MiB\"",
+            ),
+            (
+                "99999PiB",
+                "expected a size like \"4GiB\", \"512MiB\" or a number of bytes, found \"99999PiB\"; too large",
+            ),
         ];
         for (text, message) in table {
             let error = text.parse::<ByteSize>().expect_err(text);
@@ -402,7 +480,9 @@ mod tests {
 
     #[test]
     fn sizes_display_round_trips() {
-        for text in ["4GiB", "512MiB", "1.5GiB", "1kB", "3GB", "100B", "0B", "1023B"] {
+        for text in [
+            "4GiB", "512MiB", "1.5GiB", "1kB", "3GB", "100B", "0B", "1023B",
+        ] {
             let parsed: ByteSize = text.parse().expect(text);
             assert_eq!(parsed.to_string(), text);
         }
