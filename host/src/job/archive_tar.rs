@@ -34,11 +34,21 @@ fn relative<'a>(source: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
     if rest.is_empty() { Some(rest) } else { rest.strip_prefix(b"/") }
 }
 
+/// A time as a PAX decimal: the nanoseconds count forward from `seconds`, so a time before
+/// 1970 with nanoseconds is written as the negative decimal it is (-1 s + 0.25 s = "-0.75").
+fn pax_time(seconds: i64, nanos: u32) -> String {
+    if seconds < 0 && nanos > 0 {
+        format!("-{}.{:09}", -(seconds + 1), 1_000_000_000 - nanos)
+    } else {
+        format!("{seconds}.{nanos:09}")
+    }
+}
+
 /// PAX records for what a plain header cannot hold.
 fn pax_records(name: &[u8], entry: &Entry, link: Option<&[u8]>) -> Vec<(String, Vec<u8>)> {
     let mut records = vec![
         ("path".to_string(), name.to_vec()),
-        ("mtime".to_string(), format!("{}.{:09}", entry.mtime.seconds, entry.mtime.nanos).into_bytes()),
+        ("mtime".to_string(), pax_time(entry.mtime.seconds, entry.mtime.nanos).into_bytes()),
     ];
     if let Some(link) = link {
         records.push(("linkpath".to_string(), link.to_vec()));
@@ -71,6 +81,17 @@ fn pax_block(records: &[(String, Vec<u8>)]) -> Vec<u8> {
         out.push(b'\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pax_times_before_1970_keep_their_value() {
+        assert_eq!(super::pax_time(-1, 250_000_000), "-0.750000000");
+        assert_eq!(super::pax_time(-31_536_000, 123_456_789), "-31535999.876543211");
+        assert_eq!(super::pax_time(5, 1), "5.000000001");
+        assert_eq!(super::pax_time(-5, 0), "-5.000000000");
+    }
 }
 
 fn write_padded(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
