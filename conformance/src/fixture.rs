@@ -30,7 +30,9 @@ pub struct Described {
 }
 
 fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Describes every entry under `root` (relative paths as bytes; the root is `""`).
@@ -63,7 +65,11 @@ pub fn describe_tree(root: &Path) -> std::io::Result<BTreeMap<Vec<u8>, Described
         } else {
             None
         };
-        let target = if kind == 'l' { Some(std::fs::read_link(&path)?.as_os_str().as_bytes().to_vec()) } else { None };
+        let target = if kind == 'l' {
+            Some(std::fs::read_link(&path)?.as_os_str().as_bytes().to_vec())
+        } else {
+            None
+        };
         out.insert(
             rel.as_os_str().as_bytes().to_vec(),
             Described {
@@ -86,13 +92,18 @@ pub fn describe_tree(root: &Path) -> std::io::Result<BTreeMap<Vec<u8>, Described
 }
 
 /// The differences between two descriptions, one line each (empty when equal).
-pub fn differences(expected: &BTreeMap<Vec<u8>, Described>, actual: &BTreeMap<Vec<u8>, Described>) -> Vec<String> {
+pub fn differences(
+    expected: &BTreeMap<Vec<u8>, Described>,
+    actual: &BTreeMap<Vec<u8>, Described>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (path, want) in expected {
         let name = String::from_utf8_lossy(path);
         match actual.get(path) {
             None => lines.push(format!("missing: {name}")),
-            Some(got) if got != want => lines.push(format!("differs: {name}: expected {want:?}, got {got:?}")),
+            Some(got) if got != want => {
+                lines.push(format!("differs: {name}: expected {want:?}, got {got:?}"))
+            }
             Some(_) => {}
         }
     }
@@ -105,12 +116,29 @@ pub fn differences(expected: &BTreeMap<Vec<u8>, Described>, actual: &BTreeMap<Ve
 fn set_mtime(path: &Path, seconds: i64, nanos: i64) -> std::io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let times = [
-        libc::timespec { tv_sec: seconds, tv_nsec: nanos },
-        libc::timespec { tv_sec: seconds, tv_nsec: nanos },
+        libc::timespec {
+            tv_sec: seconds,
+            tv_nsec: nanos,
+        },
+        libc::timespec {
+            tv_sec: seconds,
+            tv_nsec: nanos,
+        },
     ];
     // SAFETY: `c` is a valid NUL-terminated path and `times` two initialised timespecs.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -127,7 +155,10 @@ fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
 pub fn build_tree(root: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(root)?;
     write(&root.join("plain.txt"), b"hello\n")?;
-    write(&root.join(OsStr::from_bytes(b"latin1-\xe9t\xe9.txt")), b"not utf-8 name\n")?;
+    write(
+        &root.join(OsStr::from_bytes(b"latin1-\xe9t\xe9.txt")),
+        b"not utf-8 name\n",
+    )?;
     write(&root.join("-starts-with-dash"), b"dash\n")?;
     write(&root.join("new\nline"), b"newline in name\n")?;
     write(&root.join("x".repeat(200)), b"long name\n")?;
@@ -139,7 +170,18 @@ pub fn build_tree(root: &Path) -> std::io::Result<()> {
     write(&deep.join("deep.txt"), b"deep\n")?;
     std::fs::create_dir_all(root.join("empty-dir"))?;
     write(&root.join("empty-file"), b"")?;
-    for (i, size) in [4095usize, 4096, 4097, 65_536, 1 << 20, (1 << 20) + 1, 3 << 20].iter().enumerate() {
+    for (i, size) in [
+        4095usize,
+        4096,
+        4097,
+        65_536,
+        1 << 20,
+        (1 << 20) + 1,
+        3 << 20,
+    ]
+    .iter()
+    .enumerate()
+    {
         let data: Vec<u8> = (0..*size).map(|j| ((j * 31 + i * 7) % 251) as u8).collect();
         write(&root.join("sizes").join(format!("size-{size}")), &data)?;
     }
@@ -150,17 +192,27 @@ pub fn build_tree(root: &Path) -> std::io::Result<()> {
     symlink("no/such/target", root.join("link-dangling"))?;
     std::fs::create_dir_all(root.join("links"))?;
     std::fs::hard_link(root.join("plain.txt"), root.join("links/hardlink-to-plain"))?;
-    let fifo = std::ffi::CString::new(root.join("fifo").as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let fifo = std::ffi::CString::new(root.join("fifo").as_os_str().as_bytes())
+        .map_err(std::io::Error::other)?;
     // SAFETY: a valid NUL-terminated path.
     if unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
     write(&root.join("modes/setuid"), b"#!/bin/sh\n")?;
-    std::fs::set_permissions(root.join("modes/setuid"), std::fs::Permissions::from_mode(0o4755))?;
+    std::fs::set_permissions(
+        root.join("modes/setuid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )?;
     std::fs::create_dir_all(root.join("modes/sticky"))?;
-    std::fs::set_permissions(root.join("modes/sticky"), std::fs::Permissions::from_mode(0o1777))?;
+    std::fs::set_permissions(
+        root.join("modes/sticky"),
+        std::fs::Permissions::from_mode(0o1777),
+    )?;
     write(&root.join("modes/none"), b"secret\n")?;
-    std::fs::set_permissions(root.join("modes/none"), std::fs::Permissions::from_mode(0o000))?;
+    std::fs::set_permissions(
+        root.join("modes/none"),
+        std::fs::Permissions::from_mode(0o000),
+    )?;
     write(&root.join("owners/nobody-knows"), b"owned by 4321:4321\n")?;
     std::os::unix::fs::lchown(root.join("owners/nobody-knows"), Some(4321), Some(4321))?;
     write(&root.join("times/before-1970"), b"old\n")?;
@@ -176,11 +228,16 @@ pub fn build_tree(root: &Path) -> std::io::Result<()> {
 /// one, deletes one, renames a directory, changes only the metadata of another.
 pub fn mutate_tree(root: &Path) -> std::io::Result<()> {
     write(&root.join("plain.txt"), b"HELLO, changed\n")?;
-    let mut f = std::fs::OpenOptions::new().append(true).open(root.join("sizes/size-4096"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("sizes/size-4096"))?;
     f.write_all(b"appended")?;
     write(&root.join("added/new-file.txt"), b"added after the full\n")?;
     std::fs::remove_file(root.join("dup/b.bin"))?;
     std::fs::rename(root.join("sizes"), root.join("sizes-renamed"))?;
-    std::fs::set_permissions(root.join("-starts-with-dash"), std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(
+        root.join("-starts-with-dash"),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
     Ok(())
 }

@@ -19,7 +19,10 @@ fn hoard(config: &Path, args: &[&str]) -> (String, String) {
         .expect("run hoard");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "hoard {args:?} failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "hoard {args:?} failed:\n{stdout}\n{stderr}"
+    );
     (stdout, stderr)
 }
 
@@ -28,7 +31,10 @@ fn write_config(dir: &Path, pool: &Path, peer: &SshdPeer, share: &Path) {
     let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
     std::fs::write(
         dir.join("hoard.ron"),
-        format!("(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\"))", pool.display().to_string()),
+        format!(
+            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\"))",
+            pool.display().to_string()
+        ),
     )
     .expect("hoard.ron");
     std::fs::write(
@@ -76,20 +82,48 @@ fn full_incremental_and_restores_over_ssh() {
     assert_eq!(list[1]["type"], "incr");
 
     let (out, _) = hoard(&config, &["ls", "client", &share]);
-    assert!(out.contains("sizes-renamed") && !out.contains(" sizes\n"), "{out}");
+    assert!(
+        out.contains("sizes-renamed") && !out.contains(" sizes\n"),
+        "{out}"
+    );
     let (out, _) = hoard(&config, &["ls", "client:0", &format!("{share}/dup")]);
-    assert!(out.contains("b.bin"), "the full still has the deleted file:\n{out}");
+    assert!(
+        out.contains("b.bin"),
+        "the full still has the deleted file:\n{out}"
+    );
 
     // Restore into a directory: the incremental browses exactly like the client now.
     let restored = work.path().join("restored");
-    hoard(&config, &["restore", "client", &share, "--to", restored.to_str().expect("utf-8")]);
+    hoard(
+        &config,
+        &[
+            "restore",
+            "client",
+            &share,
+            "--to",
+            restored.to_str().expect("utf-8"),
+        ],
+    );
     let actual = describe_tree(&restored).expect("describe restore");
     let diff = differences(&expected, &actual);
-    assert!(diff.is_empty(), "restore differs from the source:\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "restore differs from the source:\n{}",
+        diff.join("\n")
+    );
 
     // As a tar stream, extracted by GNU tar.
     let tar_file = work.path().join("restore.tar");
-    hoard(&config, &["restore", "client:1", &share, "--tar", tar_file.to_str().expect("utf-8")]);
+    hoard(
+        &config,
+        &[
+            "restore",
+            "client:1",
+            &share,
+            "--tar",
+            tar_file.to_str().expect("utf-8"),
+        ],
+    );
     let untarred = work.path().join("untarred");
     std::fs::create_dir_all(&untarred).expect("dir");
     let status = Command::new("tar")
@@ -107,7 +141,20 @@ fn full_incremental_and_restores_over_ssh() {
     // Back to the client through the tar plugin, into another directory, over ssh.
     let elsewhere = work.path().join("client/elsewhere");
     std::fs::create_dir_all(&elsewhere).expect("dir");
-    hoard(&config, &["restore", "client", &share, "--to-host", &format!("client:{}", elsewhere.display())]);
+    hoard(
+        &config,
+        &[
+            "restore",
+            "client",
+            &share,
+            "--to-host",
+            &format!("client:{}", elsewhere.display()),
+        ],
+    );
     let diff = differences(&expected, &describe_tree(&elsewhere).expect("describe"));
-    assert!(diff.is_empty(), "restore through the plugin differs:\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "restore through the plugin differs:\n{}",
+        diff.join("\n")
+    );
 }

@@ -90,10 +90,10 @@ impl BackupSink for RecordingSink {
         if entry.path.split(|b| *b == b'/').any(|c| c == b"..") || entry.path.starts_with(b"/") {
             return Err(SinkError::Protocol("bad path".into()));
         }
-        if let EntryKind::Hardlink(target) = &entry.kind {
-            if !self.out.lock().unwrap().entries.contains_key(target) {
-                return Err(SinkError::Protocol("hard link to nothing".into()));
-            }
+        if let EntryKind::Hardlink(target) = &entry.kind
+            && !self.out.lock().unwrap().entries.contains_key(target)
+        {
+            return Err(SinkError::Protocol("hard link to nothing".into()));
         }
         self.out.lock().unwrap().put(entry, None);
         Ok(())
@@ -124,10 +124,10 @@ impl BackupSink for RecordingSink {
             .as_ref()
             .ok_or_else(|| SinkError::Protocol("no reference".into()))?;
         let content = reference.content.get(&entry.path).cloned();
-        if let EntryKind::Hardlink(target) = &entry.kind {
-            if !self.out.lock().unwrap().entries.contains_key(target) {
-                return Err(SinkError::Protocol("hard link to nothing".into()));
-            }
+        if let EntryKind::Hardlink(target) = &entry.kind
+            && !self.out.lock().unwrap().entries.contains_key(target)
+        {
+            return Err(SinkError::Protocol("hard link to nothing".into()));
         }
         let mut out = self.out.lock().unwrap();
         out.kept += 1;

@@ -93,13 +93,22 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         eprint!("\r\x1b[2K");
-        for line in outcome.log.lines().iter().filter(|l| l.level >= crate::plugin::state::LogLevel::Warning) {
+        for line in outcome
+            .log
+            .lines()
+            .iter()
+            .filter(|l| l.level >= crate::plugin::state::LogLevel::Warning)
+        {
             eprintln!("{:?}: {}", line.level, line.message);
         }
         match &outcome.snapshot {
             Some(s) => println!(
                 "{} backup #{} of {}: {} files, {} ({} new), {} errors{} in {:.1} s",
-                if outcome.level == BackupLevel::Full { "full" } else { "incremental" },
+                if outcome.level == BackupLevel::Full {
+                    "full"
+                } else {
+                    "incremental"
+                },
                 s.id.number,
                 args.host,
                 s.file_count,
@@ -133,7 +142,11 @@ fn progress_bar(host: &str, progress: Arc<Progress>, quiet: bool) -> tokio::task
             let entries = progress.entries.load(Ordering::Relaxed);
             let bytes = progress.bytes.load(Ordering::Relaxed);
             let rate = bytes as f64 / started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!("{host}: {entries} entries, {} ({}/s)", human_bytes(bytes), human_bytes(rate as u64)));
+            bar.set_message(format!(
+                "{host}: {entries} entries, {} ({}/s)",
+                human_bytes(bytes),
+                human_bytes(rate as u64)
+            ));
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
@@ -148,5 +161,9 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -54,10 +54,17 @@ impl Context {
 
     /// The engine and the plugins (built-in, then the plugin folder).
     pub async fn catalog(&self) -> anyhow::Result<PluginCatalog> {
-        let engine = PluginEngine::new(CompileCache::in_dir(self.config.cache_dir().join("compiled")))
-            .map_err(|e| anyhow!("{e:#}"))
-            .context("starting the WebAssembly engine")?;
-        let catalog = PluginCatalog::load(engine, self.limits(None), self.config.plugin_dir().as_deref()).await?;
+        let engine = PluginEngine::new(CompileCache::in_dir(
+            self.config.cache_dir().join("compiled"),
+        ))
+        .map_err(|e| anyhow!("{e:#}"))
+        .context("starting the WebAssembly engine")?;
+        let catalog = PluginCatalog::load(
+            engine,
+            self.limits(None),
+            self.config.plugin_dir().as_deref(),
+        )
+        .await?;
         for problem in catalog.problems() {
             eprintln!("warning: plugin not loaded: {}", problem.error);
         }
@@ -71,16 +78,24 @@ impl Context {
 
     /// The host's transport plugin and what it may do. Without `grants` in its config, a
     /// built-in plugin gets what its manifest asks for; a plugin from the folder gets nothing.
-    pub fn transport(&self, catalog: &PluginCatalog, host: &ResolvedHost) -> anyhow::Result<(Arc<LoadedPlugin>, CapabilityGrant)> {
-        let plugin = catalog
-            .get(&host.transport)
-            .cloned()
-            .ok_or_else(|| anyhow!("host {}: no plugin named {:?} is loaded (see `hoard plugin list`)", host.name, host.transport))?;
-        let manifest: &[Capability] = if host.grants.is_none() && plugin.source != PluginSource::BuiltIn {
-            &[]
-        } else {
-            &plugin.info.capabilities
-        };
+    pub fn transport(
+        &self,
+        catalog: &PluginCatalog,
+        host: &ResolvedHost,
+    ) -> anyhow::Result<(Arc<LoadedPlugin>, CapabilityGrant)> {
+        let plugin = catalog.get(&host.transport).cloned().ok_or_else(|| {
+            anyhow!(
+                "host {}: no plugin named {:?} is loaded (see `hoard plugin list`)",
+                host.name,
+                host.transport
+            )
+        })?;
+        let manifest: &[Capability] =
+            if host.grants.is_none() && plugin.source != PluginSource::BuiltIn {
+                &[]
+            } else {
+                &plugin.info.capabilities
+            };
         let grant = self.config.capability_grant(host, manifest)?;
         Ok((plugin, grant))
     }
@@ -146,7 +161,11 @@ pub fn backup_plan(host: &ResolvedHost, level: Option<BackupLevel>) -> BackupPla
             })
             .collect(),
         one_file_system: host.one_file_system,
-        settings: host.plugin_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        settings: host
+            .plugin_settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         level,
     }
 }
@@ -167,9 +186,15 @@ impl std::str::FromStr for HostSpec {
         match s.rsplit_once(':') {
             Some((host, n)) => Ok(HostSpec {
                 host: host.to_string(),
-                number: Some(n.parse().map_err(|_| format!("{n:?} is not a backup number"))?),
+                number: Some(
+                    n.parse()
+                        .map_err(|_| format!("{n:?} is not a backup number"))?,
+                ),
             }),
-            None => Ok(HostSpec { host: s.to_string(), number: None }),
+            None => Ok(HostSpec {
+                host: s.to_string(),
+                number: None,
+            }),
         }
     }
 }

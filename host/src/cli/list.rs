@@ -48,7 +48,10 @@ pub fn run(cli: &Cli, args: &ListArgs) -> anyhow::Result<()> {
         println!("{}: no backups", args.host);
         return Ok(());
     }
-    println!("{:>4} {:<5} {:<20} {:>8} {:>9} {:>10} {:>10} STATUS", "#", "TYPE", "START", "DURATION", "FILES", "BYTES", "NEW");
+    println!(
+        "{:>4} {:<5} {:<20} {:>8} {:>9} {:>10} {:>10} STATUS",
+        "#", "TYPE", "START", "DURATION", "FILES", "BYTES", "NEW"
+    );
     for s in &snapshots {
         println!(
             "{:>4} {:<5} {:<20} {:>7}s {:>9} {:>10} {:>10} {}",
@@ -73,7 +76,11 @@ fn type_name(t: BackupType) -> &'static str {
 }
 
 fn status(s: &hoard_pool::SnapshotInfo) -> String {
-    let mut status = if s.partial { "partial".to_string() } else { "ok".to_string() };
+    let mut status = if s.partial {
+        "partial".to_string()
+    } else {
+        "ok".to_string()
+    };
     if s.errors > 0 {
         status.push_str(&format!(" ({} errors)", s.errors));
     }
@@ -97,5 +104,10 @@ pub fn format_time(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }

@@ -26,10 +26,19 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
     let id = context.resolve_spec(&args.spec)?;
     let reader = context.pool.snapshot(&id)?;
     let path = args.path.trim_start_matches('/').as_bytes();
-    let entry = reader
-        .lookup(path)?
-        .ok_or_else(|| anyhow::anyhow!("{} is not in backup #{} of {}", args.path, id.number, id.host))?;
-    let entries = if matches!(entry.kind, EntryKind::Directory) { reader.list_dir(path)? } else { vec![entry] };
+    let entry = reader.lookup(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is not in backup #{} of {}",
+            args.path,
+            id.number,
+            id.host
+        )
+    })?;
+    let entries = if matches!(entry.kind, EntryKind::Directory) {
+        reader.list_dir(path)?
+    } else {
+        vec![entry]
+    };
     if args.json {
         let list: Vec<_> = entries.iter().map(entry_json).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
@@ -47,8 +56,12 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
             String::from_utf8_lossy(name)
         );
         match &e.kind {
-            EntryKind::Symlink { target } => line.push_str(&format!(" -> {}", String::from_utf8_lossy(target))),
-            EntryKind::Hardlink { target } => line.push_str(&format!(" => /{}", String::from_utf8_lossy(target))),
+            EntryKind::Symlink { target } => {
+                line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)))
+            }
+            EntryKind::Hardlink { target } => {
+                line.push_str(&format!(" => /{}", String::from_utf8_lossy(target)))
+            }
             _ => {}
         }
         println!("{line}");

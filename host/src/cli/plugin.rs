@@ -39,7 +39,8 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
     match command {
         PluginCommand::List { json } => {
             let plugin_dir = cli.plugin_dir();
-            let catalog = PluginCatalog::load(engine, RuntimeLimits::default(), Some(&plugin_dir)).await?;
+            let catalog =
+                PluginCatalog::load(engine, RuntimeLimits::default(), Some(&plugin_dir)).await?;
             let plugins: Vec<&Arc<LoadedPlugin>> = catalog.plugins().collect();
             if *json {
                 let list: Vec<_> = plugins.iter().map(|p| plugin_json(p)).collect();
@@ -48,13 +49,24 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|p| serde_json::json!({"path": p.path, "error": p.error.to_string()}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plugins": list, "problems": problems}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"plugins": list, "problems": problems})
+                    )?
+                );
             } else {
-                println!("{:<10} {:<10} {:<8} {:<10} {:<34} DESCRIPTION", "NAME", "KIND", "VERSION", "SOURCE", "CAPABILITIES");
+                println!(
+                    "{:<10} {:<10} {:<8} {:<10} {:<34} DESCRIPTION",
+                    "NAME", "KIND", "VERSION", "SOURCE", "CAPABILITIES"
+                );
                 for p in &plugins {
                     let source = match &p.source {
                         PluginSource::BuiltIn => "built-in".to_string(),
-                        PluginSource::File(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        PluginSource::File(path) => path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
                     };
                     println!(
                         "{:<10} {:<10} {:<8} {:<10} {:<34} {}",
@@ -89,7 +101,10 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                 println!("description:  {}", info.description);
                 println!("capabilities: {}", capabilities(info).join(", "));
                 println!("features:     {}", features(info).join(", "));
-                println!("metadata:     {}", metadata(info.features.metadata).join(", "));
+                println!(
+                    "metadata:     {}",
+                    metadata(info.features.metadata).join(", ")
+                );
                 println!("blake3:       {}", plugin.digest);
             }
         }
@@ -113,10 +128,14 @@ fn capabilities(info: &PluginInfo) -> Vec<String> {
 
 fn features(info: &PluginInfo) -> Vec<&'static str> {
     let f = &info.features;
-    [(f.incremental, "incremental"), (f.restore, "restore"), (f.delta, "delta")]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+    [
+        (f.incremental, "incremental"),
+        (f.restore, "restore"),
+        (f.delta, "delta"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect()
 }
 
 fn metadata(m: Metadata) -> Vec<&'static str> {

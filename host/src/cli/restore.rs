@@ -38,12 +38,26 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
     let context = Context::open(cli)?;
     let id = context.resolve_spec(&args.spec)?;
     let reader = context.pool.snapshot(&id)?;
-    let source = args.path.trim_start_matches('/').trim_end_matches('/').as_bytes().to_vec();
+    let source = args
+        .path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .as_bytes()
+        .to_vec();
     if reader.lookup(&source)?.is_none() {
-        bail!("{} is not in backup #{} of {}", args.path, id.number, id.host);
+        bail!(
+            "{} is not in backup #{} of {}",
+            args.path,
+            id.number,
+            id.host
+        );
     }
     if let Some(dir) = &args.to {
-        let summary = tokio::task::block_in_place(|| restore_to_directory(&reader, &source, dir, |problem| eprintln!("warning: {problem}")))?;
+        let summary = tokio::task::block_in_place(|| {
+            restore_to_directory(&reader, &source, dir, |problem| {
+                eprintln!("warning: {problem}")
+            })
+        })?;
         eprintln!(
             "restored {} entries, {} bytes of {}:{} into {}{}",
             summary.entries,
@@ -51,7 +65,11 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
             id.host,
             args.path,
             dir.display(),
-            if summary.errors > 0 { format!(", {} errors", summary.errors) } else { String::new() }
+            if summary.errors > 0 {
+                format!(", {} errors", summary.errors)
+            } else {
+                String::new()
+            }
         );
         if summary.errors > 0 {
             bail!("{} entries could not be restored", summary.errors);
@@ -61,12 +79,19 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.tar {
         let summary = if file == "-" {
             let stdout = std::io::stdout().lock();
-            tokio::task::block_in_place(|| write_tar(&reader, &source, std::io::BufWriter::new(stdout)))?
+            tokio::task::block_in_place(|| {
+                write_tar(&reader, &source, std::io::BufWriter::new(stdout))
+            })?
         } else {
             let out = std::fs::File::create(file).map_err(|e| anyhow!("{file}: {e}"))?;
-            tokio::task::block_in_place(|| write_tar(&reader, &source, std::io::BufWriter::new(out)))?
+            tokio::task::block_in_place(|| {
+                write_tar(&reader, &source, std::io::BufWriter::new(out))
+            })?
         };
-        eprintln!("wrote {} entries, {} bytes as tar", summary.entries, summary.bytes);
+        eprintln!(
+            "wrote {} entries, {} bytes as tar",
+            summary.entries, summary.bytes
+        );
         return Ok(());
     }
     let Some(to_host) = &args.to_host else {
@@ -83,7 +108,9 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
         .map(|s| s.as_os_str().as_encoded_bytes().to_vec())
         .filter(|s| {
             let prefix = share_prefix(s);
-            prefix.is_empty() || source == prefix || source.starts_with(&[prefix.as_slice(), b"/"].concat())
+            prefix.is_empty()
+                || source == prefix
+                || source.starts_with(&[prefix.as_slice(), b"/"].concat())
         })
         .max_by_key(|s| share_prefix(s).len())
         .ok_or_else(|| anyhow!("{} is in none of {}'s shares", args.path, id.host))?;
@@ -100,7 +127,11 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
         share: share.clone(),
         source: inside,
         destination: target_dir.map(String::into_bytes).unwrap_or(share),
-        settings: target.plugin_settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        settings: target
+            .plugin_settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     let limits = context.limits(Some(&target));
     let (result, log) = restore_to_client(
@@ -114,7 +145,11 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
         Arc::new(Progress::default()),
     )
     .await;
-    for line in log.lines().iter().filter(|l| l.level >= crate::plugin::state::LogLevel::Warning) {
+    for line in log
+        .lines()
+        .iter()
+        .filter(|l| l.level >= crate::plugin::state::LogLevel::Warning)
+    {
         eprintln!("{:?}: {}", line.level, line.message);
     }
     let summary = result?;

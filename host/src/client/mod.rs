@@ -16,19 +16,37 @@ use tokio::io::{AsyncRead, AsyncWrite};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {address}: {source}")]
-    Connect { address: String, source: std::io::Error },
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("ssh to {address}: {message}")]
     Ssh { address: String, message: String },
-    #[error("host key of {address} does not match {known_hosts}: possible man-in-the-middle, refusing")]
-    HostKeyChanged { address: String, known_hosts: String },
+    #[error(
+        "host key of {address} does not match {known_hosts}: possible man-in-the-middle, refusing"
+    )]
+    HostKeyChanged {
+        address: String,
+        known_hosts: String,
+    },
     #[error("host key of {address} is not in {known_hosts} (set accept_new_host_keys to learn it)")]
-    HostKeyUnknown { address: String, known_hosts: String },
+    HostKeyUnknown {
+        address: String,
+        known_hosts: String,
+    },
     #[error("ssh authentication as {user}@{address} with key {key} was refused")]
-    AuthRefused { user: String, address: String, key: String },
+    AuthRefused {
+        user: String,
+        address: String,
+        key: String,
+    },
     #[error("cannot read ssh key {path}: {message}")]
     Key { path: String, message: String },
     #[error("cannot start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("{what} timed out after {after:?}")]
     Timeout { what: String, after: Duration },
 }

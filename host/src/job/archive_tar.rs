@@ -31,7 +31,11 @@ fn relative<'a>(source: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
         return Some(path);
     }
     let rest = path.strip_prefix(source)?;
-    if rest.is_empty() { Some(rest) } else { rest.strip_prefix(b"/") }
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix(b"/")
+    }
 }
 
 /// A time as a PAX decimal: the nanoseconds count forward from `seconds`, so a time before
@@ -48,7 +52,10 @@ fn pax_time(seconds: i64, nanos: u32) -> String {
 fn pax_records(name: &[u8], entry: &Entry, link: Option<&[u8]>) -> Vec<(String, Vec<u8>)> {
     let mut records = vec![
         ("path".to_string(), name.to_vec()),
-        ("mtime".to_string(), pax_time(entry.mtime.seconds, entry.mtime.nanos).into_bytes()),
+        (
+            "mtime".to_string(),
+            pax_time(entry.mtime.seconds, entry.mtime.nanos).into_bytes(),
+        ),
     ];
     if let Some(link) = link {
         records.push(("linkpath".to_string(), link.to_vec()));
@@ -62,7 +69,10 @@ fn pax_records(name: &[u8], entry: &Entry, link: Option<&[u8]>) -> Vec<(String, 
     records.push(("uid".to_string(), entry.uid.to_string().into_bytes()));
     records.push(("gid".to_string(), entry.gid.to_string().into_bytes()));
     for x in &entry.xattrs {
-        records.push((format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)), x.value.clone()));
+        records.push((
+            format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)),
+            x.value.clone(),
+        ));
     }
     records
 }
@@ -83,17 +93,6 @@ fn pax_block(records: &[(String, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pax_times_before_1970_keep_their_value() {
-        assert_eq!(super::pax_time(-1, 250_000_000), "-0.750000000");
-        assert_eq!(super::pax_time(-31_536_000, 123_456_789), "-31535999.876543211");
-        assert_eq!(super::pax_time(5, 1), "5.000000001");
-        assert_eq!(super::pax_time(-5, 0), "-5.000000000");
-    }
-}
-
 fn write_padded(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
     out.write_all(data)?;
     let pad = (512 - data.len() % 512) % 512;
@@ -102,13 +101,19 @@ fn write_padded(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
 
 /// Writes the subtree `source` of `reader` to `out` as a tar stream; paths are relative to
 /// `source` and prefixed with `./`.
-pub fn write_tar(reader: &SnapshotReader, source: &[u8], mut out: impl Write) -> Result<ArchiveSummary, ArchiveError> {
+pub fn write_tar(
+    reader: &SnapshotReader,
+    source: &[u8],
+    mut out: impl Write,
+) -> Result<ArchiveSummary, ArchiveError> {
     let io = ArchiveError::Write;
     let mut summary = ArchiveSummary::default();
     let mut buffer = vec![0u8; 1 << 20];
     for entry in reader.walk(source) {
         let entry = entry?;
-        let Some(rel) = relative(source, &entry.path) else { continue };
+        let Some(rel) = relative(source, &entry.path) else {
+            continue;
+        };
         let mut name = b"./".to_vec();
         name.extend_from_slice(rel);
         let (kind, link, size): (EntryType, Option<Vec<u8>>, u64) = match &entry.kind {
@@ -116,7 +121,9 @@ pub fn write_tar(reader: &SnapshotReader, source: &[u8], mut out: impl Write) ->
             EntryKind::Directory => (EntryType::Directory, None, 0),
             EntryKind::Symlink { target } => (EntryType::Symlink, Some(target.clone()), 0),
             EntryKind::Hardlink { target } => {
-                let Some(target_rel) = relative(source, target) else { continue };
+                let Some(target_rel) = relative(source, target) else {
+                    continue;
+                };
                 let mut link = b"./".to_vec();
                 link.extend_from_slice(target_rel);
                 (EntryType::Link, Some(link), 0)
@@ -140,7 +147,11 @@ pub fn write_tar(reader: &SnapshotReader, source: &[u8], mut out: impl Write) ->
         let mut header = Header::new_ustar();
         header.set_entry_type(kind);
         // The real name is in the PAX record; the plain field gets a short, safe stand-in.
-        let short: String = String::from_utf8_lossy(&name).chars().filter(|c| c.is_ascii() && *c != '\0').take(90).collect();
+        let short: String = String::from_utf8_lossy(&name)
+            .chars()
+            .filter(|c| c.is_ascii() && *c != '\0')
+            .take(90)
+            .collect();
         let _ = header.set_path(if short.is_empty() { "./x" } else { &short });
         header.set_mode(entry.mode & 0o7777);
         header.set_uid(u64::from(entry.uid).min(0o7777777));
@@ -179,4 +190,18 @@ pub fn write_tar(reader: &SnapshotReader, source: &[u8], mut out: impl Write) ->
     out.write_all(&[0u8; 1024]).map_err(io)?;
     out.flush().map_err(io)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pax_times_before_1970_keep_their_value() {
+        assert_eq!(super::pax_time(-1, 250_000_000), "-0.750000000");
+        assert_eq!(
+            super::pax_time(-31_536_000, 123_456_789),
+            "-31535999.876543211"
+        );
+        assert_eq!(super::pax_time(5, 1), "5.000000001");
+        assert_eq!(super::pax_time(-5, 0), "-5.000000000");
+    }
 }

@@ -95,7 +95,10 @@ pub enum BackupError {
 }
 
 /// Runs one backup to the end.
-pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Result<BackupOutcome, BackupError> {
+pub async fn run_backup(
+    plan: &BackupPlan,
+    resources: BackupResources<'_>,
+) -> Result<BackupOutcome, BackupError> {
     let log = JobLog::default();
     let plugin_name = resources.transport.info.name.clone();
     let note = |level, message: String| log.push(&plugin_name, level, message);
@@ -105,11 +108,17 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
     let supports_incremental = resources.transport.info.features.incremental;
     let level = match (plan.level, &reference_info) {
         (Some(BackupLevel::Incremental), None) => {
-            note(LogLevel::Warning, "no earlier backup to be incremental to: running a full".into());
+            note(
+                LogLevel::Warning,
+                "no earlier backup to be incremental to: running a full".into(),
+            );
             BackupLevel::Full
         }
         (Some(BackupLevel::Incremental), Some(_)) if !supports_incremental => {
-            note(LogLevel::Warning, format!("transport {plugin_name} cannot do incrementals: running a full"));
+            note(
+                LogLevel::Warning,
+                format!("transport {plugin_name} cannot do incrementals: running a full"),
+            );
             BackupLevel::Full
         }
         (Some(level), _) => level,
@@ -125,15 +134,23 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
         Some(id) => Some(Arc::new(PoolSource::new(pool.snapshot(id)?))),
         None => None,
     };
-    let writer: SnapshotWriter = pool.begin_snapshot(&plan.host, backup_type, reference_id.as_ref())?;
+    let writer: SnapshotWriter =
+        pool.begin_snapshot(&plan.host, backup_type, reference_id.as_ref())?;
     let started = writer.started();
     note(
         LogLevel::Info,
         format!(
             "{} backup of {} with {plugin_name}{}",
-            if level == BackupLevel::Full { "full" } else { "incremental" },
+            if level == BackupLevel::Full {
+                "full"
+            } else {
+                "incremental"
+            },
             plan.host,
-            reference_id.as_ref().map(|r| format!(", reference #{}", r.number)).unwrap_or_default()
+            reference_id
+                .as_ref()
+                .map(|r| format!(", reference #{}", r.number))
+                .unwrap_or_default()
         ),
     );
     let mut sink: Box<dyn BackupSink> = Box::new(PoolSink::new(writer)?);
@@ -141,7 +158,10 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
     let mut settings: Vec<Setting> = plan
         .settings
         .iter()
-        .map(|(name, value)| Setting { name: name.clone(), value: value.clone() })
+        .map(|(name, value)| Setting {
+            name: name.clone(),
+            value: value.clone(),
+        })
         .collect();
     if let Some(info) = &reference_info {
         settings.push(Setting {
@@ -174,21 +194,31 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
             grant: resources.grant.clone(),
             client: Some(resources.client.clone()),
             sink: Some(Box::new(ShareSink::new(&share.path, sink))),
-            reference: reference
-                .as_ref()
-                .map(|r| Arc::new(ShareSource::new(&share.path, r.clone())) as Arc<dyn SnapshotSource>),
+            reference: reference.as_ref().map(|r| {
+                Arc::new(ShareSource::new(&share.path, r.clone())) as Arc<dyn SnapshotSource>
+            }),
             log: log.clone(),
             progress: resources.progress.clone(),
             cancel: resources.cancel.clone(),
             ..JobContext::default()
         };
         let share_name = String::from_utf8_lossy(&share.path).into_owned();
-        let run = resources.transport.backup(resources.engine, resources.limits, job, context).await;
+        let run = resources
+            .transport
+            .backup(resources.engine, resources.limits, job, context)
+            .await;
         sink = match run.sink.map(|s| s.into_any().downcast::<ShareSink>()) {
             Some(Ok(share_sink)) => share_sink.into_inner(),
             _ => {
                 failure = Some(format!("share {share_name}: the sink was lost"));
-                return Ok(BackupOutcome { snapshot: None, level, failure, entries, bytes, log });
+                return Ok(BackupOutcome {
+                    snapshot: None,
+                    level,
+                    failure,
+                    entries,
+                    bytes,
+                    log,
+                });
             }
         };
         match run.result {
@@ -209,10 +239,20 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
 
     let stored = resources.progress.entries.load(Ordering::Relaxed);
     if failure.is_some() && stored == 0 {
-        note(LogLevel::Error, "nothing was stored: no backup recorded".into());
+        note(
+            LogLevel::Error,
+            "nothing was stored: no backup recorded".into(),
+        );
         drop(sink);
         save_log(pool, &plan.host, None, &log);
-        return Ok(BackupOutcome { snapshot: None, level, failure, entries, bytes, log });
+        return Ok(BackupOutcome {
+            snapshot: None,
+            level,
+            failure,
+            entries,
+            bytes,
+            log,
+        });
     }
     let pool_sink = match sink.into_any().downcast::<PoolSink>() {
         Ok(pool_sink) => pool_sink,
@@ -255,8 +295,20 @@ pub async fn run_backup(plan: &BackupPlan, resources: BackupResources<'_>) -> Re
             ),
         );
     }
-    save_log(pool, &plan.host, snapshot.as_ref().map(|s| s.id.number), &log);
-    Ok(BackupOutcome { snapshot, level, failure, entries, bytes, log })
+    save_log(
+        pool,
+        &plan.host,
+        snapshot.as_ref().map(|s| s.id.number),
+        &log,
+    );
+    Ok(BackupOutcome {
+        snapshot,
+        level,
+        failure,
+        entries,
+        bytes,
+        log,
+    })
 }
 
 fn save_log(pool: &Pool, host: &str, number: Option<u64>, log: &JobLog) {

@@ -33,7 +33,10 @@ pub fn to_pool(entry: wit::Entry) -> pool::Entry {
         xattrs: entry
             .xattrs
             .into_iter()
-            .map(|x| pool::Xattr { name: x.name, value: x.value })
+            .map(|x| pool::Xattr {
+                name: x.name,
+                value: x.value,
+            })
             .collect(),
     }
 }
@@ -65,15 +68,24 @@ pub fn to_wit(entry: pool::Entry) -> wit::Entry {
         xattrs: entry
             .xattrs
             .into_iter()
-            .map(|x| wit::Xattr { name: x.name, value: x.value })
+            .map(|x| wit::Xattr {
+                name: x.name,
+                value: x.value,
+            })
             .collect(),
     }
 }
 
 fn device_to_pool(d: wit::DeviceNumber) -> pool::DeviceNumber {
-    pool::DeviceNumber { major: d.major, minor: d.minor }
+    pool::DeviceNumber {
+        major: d.major,
+        minor: d.minor,
+    }
 }
 
 fn device_to_wit(d: pool::DeviceNumber) -> wit::DeviceNumber {
-    wit::DeviceNumber { major: d.major, minor: d.minor }
+    wit::DeviceNumber {
+        major: d.major,
+        minor: d.minor,
+    }
 }

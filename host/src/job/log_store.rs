@@ -15,7 +15,9 @@ pub struct JobLogStore {
 impl JobLogStore {
     /// The log store of the pool at `pool_dir`.
     pub fn new(pool_dir: &Path) -> Self {
-        Self { dir: pool_dir.join("logs") }
+        Self {
+            dir: pool_dir.join("logs"),
+        }
     }
 
     fn path(&self, host: &str, number: u64) -> PathBuf {
@@ -23,7 +25,12 @@ impl JobLogStore {
     }
 
     /// Saves the log of backup `number` of `host` (or of a failed one, when `None`).
-    pub fn save(&self, host: &str, number: Option<u64>, lines: &[LogLine]) -> std::io::Result<PathBuf> {
+    pub fn save(
+        &self,
+        host: &str,
+        number: Option<u64>,
+        lines: &[LogLine],
+    ) -> std::io::Result<PathBuf> {
         let path = match number {
             Some(n) => self.path(host, n),
             None => {

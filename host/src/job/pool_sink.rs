@@ -118,7 +118,11 @@ impl Drop for PoolSink {
     }
 }
 
-fn run_writer(mut writer: SnapshotWriter, commands: Receiver<Command>, failed: std::sync::Arc<std::sync::Mutex<Option<String>>>) {
+fn run_writer(
+    mut writer: SnapshotWriter,
+    commands: Receiver<Command>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+) {
     let fail = |e: &dyn std::fmt::Display| {
         if let Ok(mut f) = failed.lock() {
             f.get_or_insert_with(|| e.to_string());

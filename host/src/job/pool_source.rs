@@ -58,7 +58,9 @@ impl SnapshotSource for PoolSource {
             return Ok(Box::new(self.reader.open_file(path).map_err(source_error)?));
         }
         // Check the file exists now, so the error comes at open, not at the first read.
-        self.reader.read_range(path, offset, 0).map_err(source_error)?;
+        self.reader
+            .read_range(path, offset, 0)
+            .map_err(source_error)?;
         Ok(Box::new(RangeReader {
             reader: self.reader.clone(),
             path: path.to_vec(),

@@ -44,11 +44,18 @@ fn relative<'a>(source: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
         return Some(path);
     }
     let rest = path.strip_prefix(source)?;
-    if rest.is_empty() { Some(rest) } else { rest.strip_prefix(b"/") }
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix(b"/")
+    }
 }
 
 fn timespec(t: Timestamp) -> Timespec {
-    Timespec { tv_sec: t.seconds, tv_nsec: i64::from(t.nanos).into() }
+    Timespec {
+        tv_sec: t.seconds,
+        tv_nsec: i64::from(t.nanos),
+    }
 }
 
 /// Restores the subtree `source` of `reader` into `target` (created if missing), calling
@@ -64,8 +71,12 @@ pub fn restore_to_directory(
         message: e.to_string(),
     };
     std::fs::create_dir_all(target).map_err(|e| write_error(b"", &e))?;
-    let root = rustix::fs::open(target, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| write_error(b"", &e))?;
+    let root = rustix::fs::open(
+        target,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| write_error(b"", &e))?;
     let as_root = rustix::process::geteuid().is_root();
     let mut summary = RestoreSummary::default();
     let mut directory_times: Vec<(Vec<u8>, Timestamp)> = Vec::new();
@@ -92,13 +103,20 @@ pub fn restore_to_directory(
     }
     // Children changed their directories' times: set those last, deepest first.
     for (rel, mtime) in directory_times.iter().rev() {
-        let times = Timestamps { last_access: timespec(*mtime), last_modification: timespec(*mtime) };
+        let times = Timestamps {
+            last_access: timespec(*mtime),
+            last_modification: timespec(*mtime),
+        };
         let result = open_parent(&root, rel).and_then(|(dir, name)| {
             let name = if name.is_empty() { b".".to_vec() } else { name };
-            rustix::fs::utimensat(&dir, name.as_slice(), &times, AtFlags::SYMLINK_NOFOLLOW).map_err(std::io::Error::from)
+            rustix::fs::utimensat(&dir, name.as_slice(), &times, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(std::io::Error::from)
         });
         if let Err(e) = result {
-            problem(&format!("{}: setting times: {e}", String::from_utf8_lossy(rel)));
+            problem(&format!(
+                "{}: setting times: {e}",
+                String::from_utf8_lossy(rel)
+            ));
         }
     }
     Ok(summary)
@@ -111,10 +129,18 @@ fn open_parent(root: &OwnedFd, rel: &[u8]) -> std::io::Result<(OwnedFd, Vec<u8>)
         Some(i) => (&rel[..i], rel[i + 1..].to_vec()),
         None => (&rel[..0], rel.to_vec()),
     };
-    let mut dir = rustix::fs::openat(root, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut dir = rustix::fs::openat(
+        root,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     for component in parent.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
         if component == b".." || component == b"." {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path leaves the target"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "path leaves the target",
+            ));
         }
         dir = rustix::fs::openat(
             &dir,
@@ -124,7 +150,10 @@ fn open_parent(root: &OwnedFd, rel: &[u8]) -> std::io::Result<(OwnedFd, Vec<u8>)
         )?;
     }
     if name == b".." || name == b"." {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path leaves the target"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path leaves the target",
+        ));
     }
     Ok((dir, name))
 }
@@ -133,11 +162,15 @@ fn open_parent(root: &OwnedFd, rel: &[u8]) -> std::io::Result<(OwnedFd, Vec<u8>)
 fn clear_way(dir: &OwnedFd, name: &[u8], want_directory: bool) -> std::io::Result<()> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => {
-            let is_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory;
+            let is_dir = rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                == rustix::fs::FileType::Directory;
             if is_dir && want_directory {
                 Ok(())
             } else if is_dir {
-                Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a directory is in the way"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a directory is in the way",
+                ))
             } else {
                 rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into)
             }
@@ -158,7 +191,15 @@ fn restore_entry(
 ) -> std::io::Result<u64> {
     let mode = Mode::from_raw_mode(entry.mode & 0o7777);
     let (dir, name) = if rel.is_empty() {
-        (rustix::fs::openat(root, ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?, b".".to_vec())
+        (
+            rustix::fs::openat(
+                root,
+                ".",
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?,
+            b".".to_vec(),
+        )
     } else {
         open_parent(root, rel)?
     };
@@ -182,7 +223,9 @@ fn restore_entry(
                 Mode::from_raw_mode(0o600),
             )?;
             let mut file = std::fs::File::from(fd);
-            let mut content = reader.open_file(&entry.path).map_err(std::io::Error::other)?;
+            let mut content = reader
+                .open_file(&entry.path)
+                .map_err(std::io::Error::other)?;
             loop {
                 let n = content.read(buffer)?;
                 if n == 0 {
@@ -199,10 +242,18 @@ fn restore_entry(
         EntryKind::Hardlink { target } => {
             clear_way(&dir, &name, false)?;
             let Some(target_rel) = relative(source, target) else {
-                return Err(std::io::Error::other("hard link to a file outside the restored tree"));
+                return Err(std::io::Error::other(
+                    "hard link to a file outside the restored tree",
+                ));
             };
             let (target_dir, target_name) = open_parent(root, target_rel)?;
-            rustix::fs::linkat(&target_dir, target_name.as_slice(), &dir, name.as_slice(), AtFlags::empty())?;
+            rustix::fs::linkat(
+                &target_dir,
+                target_name.as_slice(),
+                &dir,
+                name.as_slice(),
+                AtFlags::empty(),
+            )?;
             return Ok(0);
         }
         EntryKind::Fifo => {
@@ -216,26 +267,57 @@ fn restore_entry(
             } else {
                 rustix::fs::FileType::BlockDevice
             };
-            rustix::fs::mknodat(&dir, name.as_slice(), kind, mode, rustix::fs::makedev(d.major, d.minor))?;
+            rustix::fs::mknodat(
+                &dir,
+                name.as_slice(),
+                kind,
+                mode,
+                rustix::fs::makedev(d.major, d.minor),
+            )?;
         }
-        EntryKind::Socket => return Err(std::io::Error::other("sockets are not restored (they are recreated by their servers)")),
+        EntryKind::Socket => {
+            return Err(std::io::Error::other(
+                "sockets are not restored (they are recreated by their servers)",
+            ));
+        }
     }
     let is_symlink = matches!(entry.kind, EntryKind::Symlink { .. });
     if as_root {
         let owner = Some(rustix::fs::Uid::from_raw(entry.uid));
         let group = Some(rustix::fs::Gid::from_raw(entry.gid));
-        rustix::fs::chownat(&dir, name.as_slice(), owner, group, AtFlags::SYMLINK_NOFOLLOW)?;
+        rustix::fs::chownat(
+            &dir,
+            name.as_slice(),
+            owner,
+            group,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
     }
     if !is_symlink {
         rustix::fs::chmodat(&dir, name.as_slice(), mode, AtFlags::empty())?;
     }
     for xattr in &entry.xattrs {
-        if !is_symlink && let Ok(fd) = rustix::fs::openat(&dir, name.as_slice(), OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
-            let _ = rustix::fs::fsetxattr(fd.as_fd(), xattr.name.as_slice(), &xattr.value, rustix::fs::XattrFlags::empty());
+        if !is_symlink
+            && let Ok(fd) = rustix::fs::openat(
+                &dir,
+                name.as_slice(),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        {
+            let _ = rustix::fs::fsetxattr(
+                fd.as_fd(),
+                xattr.name.as_slice(),
+                &xattr.value,
+                rustix::fs::XattrFlags::empty(),
+            );
         }
     }
     if !matches!(entry.kind, EntryKind::Directory) {
-        let times = Timestamps { last_access: timespec(entry.mtime), last_modification: timespec(entry.mtime) };
+        let times = Timestamps {
+            last_access: timespec(entry.mtime),
+            last_modification: timespec(entry.mtime),
+        };
         rustix::fs::utimensat(&dir, name.as_slice(), &times, AtFlags::SYMLINK_NOFOLLOW)?;
     }
     Ok(bytes)

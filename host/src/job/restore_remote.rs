@@ -11,7 +11,9 @@ use crate::client::ClientConnector;
 use crate::plugin::bindings::{JobSummary, RestoreJob, Setting};
 use crate::plugin::imports::snapshot::SnapshotSource;
 use crate::plugin::state::{CancelFlag, JobLog, Progress};
-use crate::plugin::{CapabilityGrant, JobContext, LoadedPlugin, PluginEngine, PluginError, RuntimeLimits};
+use crate::plugin::{
+    CapabilityGrant, JobContext, LoadedPlugin, PluginEngine, PluginError, RuntimeLimits,
+};
 
 /// Where a restore goes on the client.
 #[derive(Debug, Clone)]
@@ -54,7 +56,10 @@ pub async fn restore_to_client(
         settings: request
             .settings
             .iter()
-            .map(|(name, value)| Setting { name: name.clone(), value: value.clone() })
+            .map(|(name, value)| Setting {
+                name: name.clone(),
+                value: value.clone(),
+            })
             .collect(),
     };
     let context = JobContext {

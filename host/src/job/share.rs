@@ -75,7 +75,10 @@ pub struct ShareSink {
 impl ShareSink {
     /// Wraps `inner` for the share `share`.
     pub fn new(share: &[u8], inner: Box<dyn BackupSink>) -> Self {
-        Self { prefix: share_prefix(share), inner }
+        Self {
+            prefix: share_prefix(share),
+            inner,
+        }
     }
 
     /// The wrapped sink.
@@ -129,7 +132,11 @@ pub struct ShareSource {
 impl ShareSource {
     /// Wraps `inner` for the share `share`.
     pub fn new(share: &[u8], inner: Arc<dyn SnapshotSource>) -> Self {
-        Self { prefix: share_prefix(share), walk_root: Vec::new(), inner }
+        Self {
+            prefix: share_prefix(share),
+            walk_root: Vec::new(),
+            inner,
+        }
     }
 
     /// The same view, where walking the empty path walks `source` (share-relative).
@@ -158,7 +165,11 @@ impl SnapshotSource for ShareSource {
 
     fn walk(&self, path: &[u8]) -> Result<EntryIter, SourceError> {
         let prefix = self.prefix.clone();
-        let start = if path.is_empty() { &self.walk_root[..] } else { path };
+        let start = if path.is_empty() {
+            &self.walk_root[..]
+        } else {
+            path
+        };
         let walk = self.inner.walk(&join(&self.prefix, start))?;
         Ok(Box::new(walk.filter_map(move |e| match e {
             Ok(entry) => entry_out_of(&prefix, entry).map(Ok),

@@ -44,7 +44,11 @@ impl CompileCache {
     /// The component for `wasm`, from the cache when present, else compiled and stored.
     /// A cache entry that no longer loads is replaced; a cache that cannot be written is
     /// logged and skipped, never fatal.
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(path) = self.entry_path(engine, wasm) else {
             return Ok((Component::new(engine, wasm)?, CacheOutcome::Compiled));
         };
@@ -54,7 +58,10 @@ impl CompileCache {
             // key includes the engine's compatibility hash); nothing else writes there.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!("discarding unusable compile cache entry {}: {e}", path.display()),
+                Err(e) => tracing::warn!(
+                    "discarding unusable compile cache entry {}: {e}",
+                    path.display()
+                ),
             }
         }
         let component = Component::new(engine, wasm)?;
@@ -69,7 +76,11 @@ impl CompileCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        let name = format!("{}-{:016x}.cwasm", blake3::hash(wasm).to_hex(), hasher.finish());
+        let name = format!(
+            "{}-{:016x}.cwasm",
+            blake3::hash(wasm).to_hex(),
+            hasher.finish()
+        );
         Some(dir.join(name))
     }
 }

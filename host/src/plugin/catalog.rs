@@ -144,7 +144,11 @@ impl PluginCatalog {
     /// Loads the built-in plugins, then every `*.wasm` of `plugin_dir` (a plugin there with a
     /// built-in's name replaces it). A folder plugin that fails to load is reported in
     /// [`problems`](Self::problems); a built-in that fails is an error (a broken build).
-    pub async fn load(engine: Arc<PluginEngine>, limits: RuntimeLimits, plugin_dir: Option<&Path>) -> Result<Self, LoadError> {
+    pub async fn load(
+        engine: Arc<PluginEngine>,
+        limits: RuntimeLimits,
+        plugin_dir: Option<&Path>,
+    ) -> Result<Self, LoadError> {
         let mut catalog = Self {
             engine,
             limits,
@@ -154,7 +158,10 @@ impl PluginCatalog {
         for (name, wasm) in builtin::PLUGINS {
             let plugin = catalog.load_component(wasm, PluginSource::BuiltIn).await?;
             if plugin.info.name != *name {
-                tracing::warn!("built-in plugin {name} describes itself as {}", plugin.info.name);
+                tracing::warn!(
+                    "built-in plugin {name} describes itself as {}",
+                    plugin.info.name
+                );
             }
             catalog.insert(plugin);
         }
@@ -171,7 +178,10 @@ impl PluginCatalog {
             Err(source) => {
                 self.problems.push(LoadProblem {
                     path: dir.to_path_buf(),
-                    error: LoadError::Read { path: dir.to_path_buf(), source },
+                    error: LoadError::Read {
+                        path: dir.to_path_buf(),
+                        source,
+                    },
                 });
                 return;
             }
@@ -185,7 +195,12 @@ impl PluginCatalog {
             match self.load_file(&path).await {
                 Ok(plugin) => {
                     if let Some(old) = self.plugins.get(&plugin.info.name) {
-                        tracing::warn!("plugin {} from {} replaces the one from {}", plugin.info.name, path.display(), old.source);
+                        tracing::warn!(
+                            "plugin {} from {} replaces the one from {}",
+                            plugin.info.name,
+                            path.display(),
+                            old.source
+                        );
                     }
                     self.insert(plugin);
                 }
@@ -203,28 +218,45 @@ impl PluginCatalog {
             path: path.to_path_buf(),
             source,
         })?;
-        self.load_component(&wasm, PluginSource::File(path.to_path_buf())).await
+        self.load_component(&wasm, PluginSource::File(path.to_path_buf()))
+            .await
     }
 
     /// Compiles (or takes from the cache), checks and describes a component.
-    pub async fn load_component(&self, wasm: &[u8], source: PluginSource) -> Result<Arc<LoadedPlugin>, LoadError> {
+    pub async fn load_component(
+        &self,
+        wasm: &[u8],
+        source: PluginSource,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let source_name = source.to_string();
         let engine = self.engine.engine();
         let compile_error = |e: wasmtime::Error| LoadError::Compile {
             source_name: source_name.clone(),
             message: format!("{e:#}"),
         };
-        let (component, cache) = self.engine.cache().load(engine, wasm).map_err(compile_error)?;
+        let (component, cache) = self
+            .engine
+            .cache()
+            .load(engine, wasm)
+            .map_err(compile_error)?;
         let kind = world_of(&component, engine).ok_or_else(|| LoadError::UnknownWorld {
             source_name: source_name.clone(),
         })?;
         let pre = match kind {
             PluginKind::Transport => {
-                let pre = self.engine.transport_linker().instantiate_pre(&component).map_err(compile_error)?;
+                let pre = self
+                    .engine
+                    .transport_linker()
+                    .instantiate_pre(&component)
+                    .map_err(compile_error)?;
                 PluginPre::Transport(TransportPre::new(pre).map_err(compile_error)?)
             }
             PluginKind::Notifier => {
-                let pre = self.engine.notifier_linker().instantiate_pre(&component).map_err(compile_error)?;
+                let pre = self
+                    .engine
+                    .notifier_linker()
+                    .instantiate_pre(&component)
+                    .map_err(compile_error)?;
                 PluginPre::Notifier(NotifierPre::new(pre).map_err(compile_error)?)
             }
         };
@@ -272,7 +304,10 @@ impl PluginCatalog {
 
 fn world_of(component: &Component, engine: &wasmtime::Engine) -> Option<PluginKind> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let has = |n: &str| exports.iter().any(|e| e == n);
     if has("backup") && has("restore") && has("describe") {
         Some(PluginKind::Transport)
@@ -283,15 +318,30 @@ fn world_of(component: &Component, engine: &wasmtime::Engine) -> Option<PluginKi
     }
 }
 
-async fn describe(engine: &PluginEngine, pre: &PluginPre, limits: &RuntimeLimits, source_name: &str) -> Result<PluginInfo, LoadError> {
+async fn describe(
+    engine: &PluginEngine,
+    pre: &PluginPre,
+    limits: &RuntimeLimits,
+    source_name: &str,
+) -> Result<PluginInfo, LoadError> {
     let state = JobState::new(Arc::from(source_name), limits);
     let mut store = wasmtime::Store::new(engine.engine(), state);
     store.limiter(|s| &mut s.limits);
     store.epoch_deadline_async_yield_and_update(1);
     let call = async {
         match pre {
-            PluginPre::Transport(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
-            PluginPre::Notifier(pre) => pre.instantiate_async(&mut store).await?.call_describe(&mut store).await,
+            PluginPre::Transport(pre) => {
+                pre.instantiate_async(&mut store)
+                    .await?
+                    .call_describe(&mut store)
+                    .await
+            }
+            PluginPre::Notifier(pre) => {
+                pre.instantiate_async(&mut store)
+                    .await?
+                    .call_describe(&mut store)
+                    .await
+            }
         }
     };
     match tokio::time::timeout(limits.short_deadline, call).await {
@@ -307,7 +357,12 @@ async fn describe(engine: &PluginEngine, pre: &PluginPre, limits: &RuntimeLimits
 /// Checks what a component imports against what its manifest declares: an interface that
 /// reaches outside the sandbox needs a matching capability, and nothing outside WASI and the
 /// hoard contract may be imported at all.
-fn check_manifest(component: &Component, engine: &wasmtime::Engine, info: &PluginInfo, source_name: &str) -> Result<(), LoadError> {
+fn check_manifest(
+    component: &Component,
+    engine: &wasmtime::Engine,
+    info: &PluginInfo,
+    source_name: &str,
+) -> Result<(), LoadError> {
     let refuse = |message: String| LoadError::Manifest {
         plugin: info.name.clone(),
         source_name: source_name.to_string(),
@@ -330,11 +385,15 @@ fn check_manifest(component: &Component, engine: &wasmtime::Engine, info: &Plugi
             if name.starts_with("wasi:") {
                 continue;
             }
-            return Err(refuse(format!("imports {name}, which hoard does not provide")));
+            return Err(refuse(format!(
+                "imports {name}, which hoard does not provide"
+            )));
         };
         let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if major_minor(version) != major_minor(CONTRACT_VERSION) {
-            return Err(refuse(format!("imports {name}, this server speaks {CONTRACT_VERSION}")));
+            return Err(refuse(format!(
+                "imports {name}, this server speaks {CONTRACT_VERSION}"
+            )));
         }
         let declared = match interface {
             "client" => declares(&|c| matches!(c, Capability::Exec(_) | Capability::Connect(_))),

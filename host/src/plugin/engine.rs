@@ -141,6 +141,8 @@ fn spawn_epoch_ticker(engine: Weak<PluginEngine>) {
             }
         });
     if let Err(e) = spawned {
-        tracing::error!("cannot start the wasm epoch ticker, plugin CPU deadlines will not fire: {e}");
+        tracing::error!(
+            "cannot start the wasm epoch ticker, plugin CPU deadlines will not fire: {e}"
+        );
     }
 }

@@ -133,7 +133,11 @@ pub struct ArgumentRefused {
 /// other programs, write or delete files where it should only read, or read files of the
 /// server's choosing. The rules are per program; unknown programs only get the generic rule
 /// (no NUL bytes, which no exec can carry anyway).
-pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection) -> Result<(), ArgumentRefused> {
+pub fn check_arguments(
+    program: &str,
+    args: &[Vec<u8>],
+    direction: JobDirection,
+) -> Result<(), ArgumentRefused> {
     let refuse = |argument: &[u8], reason| ArgumentRefused {
         program: program.to_string(),
         argument: String::from_utf8_lossy(argument).into_owned(),
@@ -148,7 +152,8 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
         _ => return Ok(()),
     };
     if program == "tar" {
-        check_tar_file_lists(args).map_err(|a| refuse(a, "a file list may only come from standard input (-T -)"))?;
+        check_tar_file_lists(args)
+            .map_err(|a| refuse(a, "a file list may only come from standard input (-T -)"))?;
     }
     for (index, arg) in args.iter().enumerate() {
         let Some(option) = arg.strip_prefix(b"-") else {
@@ -160,11 +165,26 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
         };
         if let Some(long) = option.strip_prefix(b"-") {
             let name = long.split(|b| *b == b'=').next().unwrap_or(long);
-            if rules.forbidden_long.iter().any(|f| long_matches(name, f, rules.complete)) {
-                return Err(refuse(arg, "it can run programs or touch files outside the job"));
+            if rules
+                .forbidden_long
+                .iter()
+                .any(|f| long_matches(name, f, rules.complete))
+            {
+                return Err(refuse(
+                    arg,
+                    "it can run programs or touch files outside the job",
+                ));
             }
-            if direction != JobDirection::Restore && rules.write_long.iter().any(|f| long_matches(name, f, rules.complete)) {
-                return Err(refuse(arg, "it writes to the client, and this job only reads"));
+            if direction != JobDirection::Restore
+                && rules
+                    .write_long
+                    .iter()
+                    .any(|f| long_matches(name, f, rules.complete))
+            {
+                return Err(refuse(
+                    arg,
+                    "it writes to the client, and this job only reads",
+                ));
             }
         } else if !(program == "rsync" && args.iter().any(|a| a == b"--server")) {
             check_short_cluster(option, rules, direction).map_err(|r| refuse(arg, r))?;
@@ -182,10 +202,15 @@ pub fn check_arguments(program: &str, args: &[Vec<u8>], direction: JobDirection)
 /// `--files-from -`; a named file would let a plugin read a server file on `localhost`.
 fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
     // A list may carry options (`-C /`) unless it is read verbatim.
-    if let Some(arg) = args.iter().find(|a| a.as_slice() == b"--no-verbatim-files-from") {
+    if let Some(arg) = args
+        .iter()
+        .find(|a| a.as_slice() == b"--no-verbatim-files-from")
+    {
         return Err(arg);
     }
-    let verbatim = args.iter().any(|a| a.as_slice() == b"--verbatim-files-from");
+    let verbatim = args
+        .iter()
+        .any(|a| a.as_slice() == b"--verbatim-files-from");
     let mut reads_list = false;
     let mut expect_list = false;
     for arg in args {
@@ -206,7 +231,10 @@ fn check_tar_file_lists(args: &[Vec<u8>]) -> Result<(), &[u8]> {
             reads_list = true;
         } else if arg.starts_with(b"-") && !arg.starts_with(b"--") && arg.contains(&b'T') {
             // `-T` takes the next argument, or the rest of its cluster (`-T-`, `-cT-`).
-            let rest = &arg[arg.iter().position(|b| *b == b'T').map_or(arg.len(), |p| p + 1)..];
+            let rest = &arg[arg
+                .iter()
+                .position(|b| *b == b'T')
+                .map_or(arg.len(), |p| p + 1)..];
             if rest.is_empty() {
                 expect_list = true;
             } else if rest != b"-" {
@@ -253,7 +281,15 @@ static TAR_RULES: ArgumentRules = ArgumentRules {
         "volno-file",
     ],
     forbidden_short: b"IFX",
-    write_long: &["extract", "get", "update", "append", "delete", "concatenate", "catenate"],
+    write_long: &[
+        "extract",
+        "get",
+        "update",
+        "append",
+        "delete",
+        "concatenate",
+        "catenate",
+    ],
     write_short: b"xurA",
     complete: &["exclude"],
 };
@@ -288,10 +324,16 @@ fn long_matches(given: &[u8], option: &str, complete: &[&str]) -> bool {
     if given == option.as_bytes() {
         return true;
     }
-    given.len() >= 3 && option.as_bytes().starts_with(given) && !complete.iter().any(|c| c.as_bytes() == given)
+    given.len() >= 3
+        && option.as_bytes().starts_with(given)
+        && !complete.iter().any(|c| c.as_bytes() == given)
 }
 
-fn check_short_cluster(cluster: &[u8], rules: &ArgumentRules, direction: JobDirection) -> Result<(), &'static str> {
+fn check_short_cluster(
+    cluster: &[u8],
+    rules: &ArgumentRules,
+    direction: JobDirection,
+) -> Result<(), &'static str> {
     if cluster.iter().any(|c| rules.forbidden_short.contains(c)) {
         return Err("it can run programs or read files of the server's choosing");
     }
@@ -311,16 +353,39 @@ mod tests {
 
     #[test]
     fn tar_backup_options_pass() {
-        let a = args(&["-c", "-f", "-", "--numeric-owner", "--xattrs", "-C", "/home", "."]);
+        let a = args(&[
+            "-c",
+            "-f",
+            "-",
+            "--numeric-owner",
+            "--xattrs",
+            "-C",
+            "/home",
+            ".",
+        ]);
         assert_eq!(check_arguments("tar", &a, JobDirection::Backup), Ok(()));
     }
 
     #[test]
     fn tar_dangerous_options_are_refused() {
-        for bad in ["--to-command=sh", "--use-compress-program=sh", "--to-com=sh", "-I", "-cIf", "--remove-files", "--checkpoint-action=exec=sh"] {
+        for bad in [
+            "--to-command=sh",
+            "--use-compress-program=sh",
+            "--to-com=sh",
+            "-I",
+            "-cIf",
+            "--remove-files",
+            "--checkpoint-action=exec=sh",
+        ] {
             let a = args(&["-c", bad, "."]);
-            assert!(check_arguments("tar", &a, JobDirection::Backup).is_err(), "{bad} passed");
-            assert!(check_arguments("tar", &a, JobDirection::Restore).is_err(), "{bad} passed on restore");
+            assert!(
+                check_arguments("tar", &a, JobDirection::Backup).is_err(),
+                "{bad} passed"
+            );
+            assert!(
+                check_arguments("tar", &a, JobDirection::Restore).is_err(),
+                "{bad} passed on restore"
+            );
         }
     }
 
@@ -328,7 +393,10 @@ mod tests {
     fn tar_extract_only_when_restoring() {
         for word in ["-x", "-xf", "--extract"] {
             let a = args(&[word, "-", "-C", "/"]);
-            assert!(check_arguments("tar", &a, JobDirection::Backup).is_err(), "{word}");
+            assert!(
+                check_arguments("tar", &a, JobDirection::Backup).is_err(),
+                "{word}"
+            );
             assert_eq!(check_arguments("tar", &a, JobDirection::Restore), Ok(()));
         }
         assert!(check_arguments("tar", &args(&["xf", "-"]), JobDirection::Backup).is_err());
@@ -353,7 +421,11 @@ mod tests {
             &["--verbatim-files-from", "-cT-"],
             &["-c", "--exclude=*.tmp", "."],
         ] {
-            assert_eq!(check_arguments("tar", &args(ok), JobDirection::Backup), Ok(()), "{ok:?}");
+            assert_eq!(
+                check_arguments("tar", &args(ok), JobDirection::Backup),
+                Ok(()),
+                "{ok:?}"
+            );
         }
         for bad in [
             &["-c", "-T", "/etc/shadow"][..],
@@ -361,9 +433,18 @@ mod tests {
             &["-cT/etc/x"],
             &["-c", "-T"],
             &["-c", "--files-from=-"],
-            &["-c", "--no-verbatim-files-from", "--verbatim-files-from", "-T", "-"],
+            &[
+                "-c",
+                "--no-verbatim-files-from",
+                "--verbatim-files-from",
+                "-T",
+                "-",
+            ],
         ] {
-            assert!(check_arguments("tar", &args(bad), JobDirection::Backup).is_err(), "{bad:?}");
+            assert!(
+                check_arguments("tar", &args(bad), JobDirection::Backup).is_err(),
+                "{bad:?}"
+            );
         }
     }
 

@@ -126,7 +126,12 @@ pub struct JobRun<T> {
 }
 
 impl LoadedPlugin {
-    fn store(&self, engine: &PluginEngine, limits: &RuntimeLimits, context: JobContext) -> Store<JobState> {
+    fn store(
+        &self,
+        engine: &PluginEngine,
+        limits: &RuntimeLimits,
+        context: JobContext,
+    ) -> Store<JobState> {
         let mut state = JobState::new(Arc::from(self.info.name.as_str()), limits);
         state.host = context.host;
         state.direction = context.direction.unwrap_or(JobDirection::None);
@@ -146,30 +151,54 @@ impl LoadedPlugin {
     }
 
     /// Backs up through the plugin.
-    pub async fn backup(&self, engine: &PluginEngine, limits: &RuntimeLimits, job: BackupJob, mut context: JobContext) -> JobRun<JobSummary> {
+    pub async fn backup(
+        &self,
+        engine: &PluginEngine,
+        limits: &RuntimeLimits,
+        job: BackupJob,
+        mut context: JobContext,
+    ) -> JobRun<JobSummary> {
         context.direction = Some(JobDirection::Backup);
         let PluginPre::Transport(pre) = &self.pre else {
             return self.wrong_kind("back up", context);
         };
         let mut store = self.store(engine, limits, context);
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
-            instance.call_backup(&mut store, &job).await.map_err(Phase::Call)
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Phase::Instantiate)?;
+            instance
+                .call_backup(&mut store, &job)
+                .await
+                .map_err(Phase::Call)
         };
         let result = run_with_deadline(call, limits.job_deadline).await;
         self.finish(store, result, limits)
     }
 
     /// Restores through the plugin.
-    pub async fn restore(&self, engine: &PluginEngine, limits: &RuntimeLimits, job: RestoreJob, mut context: JobContext) -> JobRun<JobSummary> {
+    pub async fn restore(
+        &self,
+        engine: &PluginEngine,
+        limits: &RuntimeLimits,
+        job: RestoreJob,
+        mut context: JobContext,
+    ) -> JobRun<JobSummary> {
         context.direction = Some(JobDirection::Restore);
         let PluginPre::Transport(pre) = &self.pre else {
             return self.wrong_kind("restore", context);
         };
         let mut store = self.store(engine, limits, context);
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
-            instance.call_restore(&mut store, &job).await.map_err(Phase::Call)
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Phase::Instantiate)?;
+            instance
+                .call_restore(&mut store, &job)
+                .await
+                .map_err(Phase::Call)
         };
         let result = run_with_deadline(call, limits.job_deadline).await;
         self.finish(store, result, limits)
@@ -188,8 +217,14 @@ impl LoadedPlugin {
         };
         let mut store = self.store(engine, limits, context);
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
-            instance.call_notify(&mut store, &event).await.map_err(Phase::Call)
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Phase::Instantiate)?;
+            instance
+                .call_notify(&mut store, &event)
+                .await
+                .map_err(Phase::Call)
         };
         let result = run_with_deadline(call, limits.short_deadline).await;
         self.finish(store, result, limits)
@@ -207,7 +242,12 @@ impl LoadedPlugin {
         }
     }
 
-    fn finish<T>(&self, store: Store<JobState>, outcome: Outcome<Result<T, WitError>>, limits: &RuntimeLimits) -> JobRun<T> {
+    fn finish<T>(
+        &self,
+        store: Store<JobState>,
+        outcome: Outcome<Result<T, WitError>>,
+        limits: &RuntimeLimits,
+    ) -> JobRun<T> {
         let state = store.into_data();
         state.drain_stderr();
         let plugin = self.info.name.clone();
@@ -249,7 +289,10 @@ enum Outcome<T> {
     TimedOut(Duration),
 }
 
-async fn run_with_deadline<T>(call: impl Future<Output = Result<T, Phase>>, deadline: Duration) -> Outcome<T> {
+async fn run_with_deadline<T>(
+    call: impl Future<Output = Result<T, Phase>>,
+    deadline: Duration,
+) -> Outcome<T> {
     match tokio::time::timeout(deadline, call).await {
         Ok(Ok(value)) => Outcome::Done(value),
         Ok(Err(phase)) => Outcome::Failed(phase),
@@ -257,15 +300,25 @@ async fn run_with_deadline<T>(call: impl Future<Output = Result<T, Phase>>, dead
     }
 }
 
-fn classify_trap(plugin: String, error: wasmtime::Error, state: &JobState, limits: &RuntimeLimits) -> PluginError {
+fn classify_trap(
+    plugin: String,
+    error: wasmtime::Error,
+    state: &JobState,
+    limits: &RuntimeLimits,
+) -> PluginError {
     let text = format!("{error:?}");
-    if text.contains("growing memory") || text.contains("memory.grow") || text.contains("forcing trap when growing") {
+    if text.contains("growing memory")
+        || text.contains("memory.grow")
+        || text.contains("forcing trap when growing")
+    {
         return PluginError::Memory {
             plugin,
             limit: limits.memory_bytes,
         };
     }
-    let trap = error.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string());
+    let trap = error
+        .downcast_ref::<wasmtime::Trap>()
+        .map(|t| t.to_string());
     let panic = state
         .log
         .lines()

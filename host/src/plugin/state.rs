@@ -23,7 +23,9 @@ use crate::client::ClientConnector;
 const STDERR_CAPTURE: usize = 64 * 1024;
 
 /// Importance of a job log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Detail.
@@ -190,9 +192,16 @@ impl JobState {
     pub fn drain_stderr(&self) {
         let text = self.stderr.contents();
         let text = String::from_utf8_lossy(&text);
-        let text: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let text: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         if !text.is_empty() {
-            self.log_line(LogLevel::Error, format!("plugin stderr: {}", text.join(" ")));
+            self.log_line(
+                LogLevel::Error,
+                format!("plugin stderr: {}", text.join(" ")),
+            );
         }
     }
 }

@@ -8,10 +8,10 @@
 use hoard_plugin_sdk::transport::hoard::plugin::manifest::{
     Capability, Features, Metadata, PluginInfo,
 };
-use hoard_plugin_sdk::transport::hoard::plugin::{client, job, process::ExitStatus, sink, types};
 use hoard_plugin_sdk::transport::hoard::plugin::types::{
     BackupJob, Entry, Error, JobSummary, RestoreJob,
 };
+use hoard_plugin_sdk::transport::hoard::plugin::{client, job, process::ExitStatus, sink, types};
 use std::io::Read;
 
 struct SingleFile;
@@ -23,7 +23,10 @@ impl hoard_plugin_sdk::transport::Guest for SingleFile {
             version: env!("CARGO_PKG_VERSION").into(),
             contract: hoard_plugin_sdk::CONTRACT_VERSION.into(),
             description: "backs up one file of a client (the SDK's example)".into(),
-            capabilities: vec![Capability::Exec("stat".into()), Capability::Exec("cat".into())],
+            capabilities: vec![
+                Capability::Exec("stat".into()),
+                Capability::Exec("cat".into()),
+            ],
             features: Features {
                 incremental: false,
                 restore: false,
@@ -35,7 +38,11 @@ impl hoard_plugin_sdk::transport::Guest for SingleFile {
 
     fn backup(job: BackupJob) -> Result<JobSummary, Error> {
         // 1. Metadata: "size mode-in-hex uid gid mtime".
-        let stat = client::exec(&[b"stat".to_vec(), b"--format=%s %f %u %g %Y".to_vec(), job.share.clone()])?;
+        let stat = client::exec(&[
+            b"stat".to_vec(),
+            b"--format=%s %f %u %g %Y".to_vec(),
+            job.share.clone(),
+        ])?;
         drop(stat.stdin);
         let mut text = String::new();
         hoard_plugin_sdk::io::StreamReader::new(stat.stdout)
@@ -45,8 +52,15 @@ impl hoard_plugin_sdk::transport::Guest for SingleFile {
         let [size, mode, uid, gid, mtime] = fields[..] else {
             return Err(Error::Protocol(format!("unexpected stat output {text:?}")));
         };
-        let number = |s: &str, radix| u64::from_str_radix(s, radix).map_err(|e| Error::Protocol(format!("{s:?}: {e}")));
-        let name = job.share.rsplit(|b| *b == b'/').next().unwrap_or(b"file").to_vec();
+        let number = |s: &str, radix| {
+            u64::from_str_radix(s, radix).map_err(|e| Error::Protocol(format!("{s:?}: {e}")))
+        };
+        let name = job
+            .share
+            .rsplit(|b| *b == b'/')
+            .next()
+            .unwrap_or(b"file")
+            .to_vec();
         let mut entry = Entry::file(name, number(size, 10)?)
             .with_mode(number(mode, 16)? as u32 & 0o7777)
             .with_mtime(number(mtime, 10)? as i64, 0);
@@ -65,11 +79,18 @@ impl hoard_plugin_sdk::transport::Guest for SingleFile {
             other => return Err(Error::Client(format!("cat ended with {other:?}"))),
         }
         job::progress(1, moved);
-        Ok(JobSummary { entries: 1, bytes: moved, errors: 0, partial: false })
+        Ok(JobSummary {
+            entries: 1,
+            bytes: moved,
+            errors: 0,
+            partial: false,
+        })
     }
 
     fn restore(_job: RestoreJob) -> Result<JobSummary, Error> {
-        Err(types::Error::Other("the example transport does not restore".into()))
+        Err(types::Error::Other(
+            "the example transport does not restore".into(),
+        ))
     }
 }
 

@@ -13,8 +13,9 @@
 pub mod entry;
 pub mod io;
 
-/// Bindings of the `transport` world. Implement [`transport::Guest`] and export it with
+/// Bindings of the `transport` world (generated code: lints about its shape do not apply). Implement [`transport::Guest`] and export it with
 /// [`export_transport!`].
+#[allow(clippy::too_many_arguments)]
 pub mod transport {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -28,6 +29,7 @@ pub mod transport {
 
 /// Bindings of the `notifier` world. Implement [`notifier::Guest`] and export it with
 /// [`export_notifier!`].
+#[allow(clippy::too_many_arguments)]
 pub mod notifier {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -390,7 +390,10 @@ mod tests {
             assert!(a.iter().any(|w| w == needed), "{needed} missing in {a:?}");
         }
         // Nothing the host refuses on backup; names only from a verbatim list.
-        assert!(!a.iter().any(|w| w == "-x" || w.starts_with("-T") || w == "--no-verbatim-files-from"));
+        assert!(
+            !a.iter()
+                .any(|w| w == "-x" || w.starts_with("-T") || w == "--no-verbatim-files-from")
+        );
         assert!(a.iter().any(|w| w == "--verbatim-files-from"));
         assert!(a.iter().any(|w| w == "--exclude=./proc"));
         let l = words(&opts().listing_argv());

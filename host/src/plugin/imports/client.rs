@@ -27,7 +27,9 @@ impl Host for JobState {
             return Ok(Err(WitError::NotGranted(message)));
         }
         let Some(client) = self.client.clone() else {
-            return Ok(Err(self.not_granted(format!("exec({name}) without a client"))));
+            return Ok(Err(
+                self.not_granted(format!("exec({name}) without a client"))
+            ));
         };
         let mut resolved = Vec::with_capacity(argv.len());
         resolved.push(path.into_os_string().into_encoded_bytes());
@@ -38,7 +40,9 @@ impl Host for JobState {
         match tokio::time::timeout(connect_timeout, client.exec(&resolved)).await {
             Ok(Ok(process)) => Ok(Ok(self.spawned(label, process)?)),
             Ok(Err(e)) => Ok(Err(WitError::Client(format!("{label}: {e}")))),
-            Err(_) => Ok(Err(WitError::Client(format!("{label}: not started within {connect_timeout:?}")))),
+            Err(_) => Ok(Err(WitError::Client(format!(
+                "{label}: not started within {connect_timeout:?}"
+            )))),
         }
     }
 
@@ -47,19 +51,30 @@ impl Host for JobState {
             return Ok(Err(self.not_granted(format!("connect({port})"))));
         }
         let Some(client) = self.client.clone() else {
-            return Ok(Err(self.not_granted(format!("connect({port}) without a client"))));
+            return Ok(Err(
+                self.not_granted(format!("connect({port}) without a client"))
+            ));
         };
         let address = SocketAddr::new(client.address(), port);
         let timeout = self.limits_config.connect_timeout;
-        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await
+        {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Ok(Err(WitError::Client(format!("connect to {address}: {e}")))),
-            Err(_) => return Ok(Err(WitError::Client(format!("connect to {address}: timed out after {timeout:?}")))),
+            Err(_) => {
+                return Ok(Err(WitError::Client(format!(
+                    "connect to {address}: timed out after {timeout:?}"
+                ))));
+            }
         };
         let (read, write) = tcp.into_split();
         let idle = self.limits_config.client_timeout;
-        let input = self.table().push(stream::input_stream(read, idle, "client connection"))?;
-        let output = self.table().push(stream::output_stream(write, idle, "client connection"))?;
+        let input = self
+            .table()
+            .push(stream::input_stream(read, idle, "client connection"))?;
+        let output = self
+            .table()
+            .push(stream::output_stream(write, idle, "client connection"))?;
         Ok(Ok(Connection { input, output }))
     }
 }

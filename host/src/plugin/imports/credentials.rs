@@ -51,7 +51,11 @@ fn rsync_response(digest: &str, password: &[u8], challenge: &[u8]) -> Result<Str
         "sha1" => hash::<sha1::Sha1>(password, challenge),
         "sha256" => hash::<sha2::Sha256>(password, challenge),
         "sha512" => hash::<sha2::Sha512>(password, challenge),
-        other => return Err(WitError::Protocol(format!("unknown rsync auth digest {other:?}"))),
+        other => {
+            return Err(WitError::Protocol(format!(
+                "unknown rsync auth digest {other:?}"
+            )));
+        }
     };
     Ok(STANDARD_NO_PAD.encode(sum))
 }
@@ -87,8 +91,15 @@ mod tests {
 
     #[test]
     fn sasl_plain_is_nul_separated_base64() {
-        let s = Secret { user: "u".into(), password: "p".into(), domain: None };
-        assert_eq!(render_secret(&s, &SecretForm::SaslPlainBase64).ok(), Some(b"AHUAcA==".to_vec()));
+        let s = Secret {
+            user: "u".into(),
+            password: "p".into(),
+            domain: None,
+        };
+        assert_eq!(
+            render_secret(&s, &SecretForm::SaslPlainBase64).ok(),
+            Some(b"AHUAcA==".to_vec())
+        );
     }
 
     #[test]

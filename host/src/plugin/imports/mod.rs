@@ -21,7 +21,11 @@ impl JobState {
         let message = format!(
             "plugin {}: capability {capability} is not granted for host {}",
             self.plugin,
-            if self.host.is_empty() { "(none)" } else { &self.host }
+            if self.host.is_empty() {
+                "(none)"
+            } else {
+                &self.host
+            }
         );
         self.log_line(super::state::LogLevel::Error, message.clone());
         WitError::NotGranted(message)

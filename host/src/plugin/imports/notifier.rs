@@ -19,30 +19,51 @@ pub struct NotifierTarget {
 
 impl endpoint::Host for JobState {
     async fn connect(&mut self) -> wasmtime::Result<Result<Connection, WitError>> {
-        let Some(address) = self.notifier_target.endpoint.clone().filter(|_| self.grant.endpoint) else {
+        let Some(address) = self
+            .notifier_target
+            .endpoint
+            .clone()
+            .filter(|_| self.grant.endpoint)
+        else {
             return Ok(Err(self.not_granted("endpoint")));
         };
         let timeout = self.limits_config.connect_timeout;
-        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address)).await {
+        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&address))
+            .await
+        {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => return Ok(Err(WitError::Client(format!("connect to {address}: {e}")))),
-            Err(_) => return Ok(Err(WitError::Client(format!("connect to {address}: timed out")))),
+            Err(_) => {
+                return Ok(Err(WitError::Client(format!(
+                    "connect to {address}: timed out"
+                ))));
+            }
         };
         let (read, write) = tcp.into_split();
         let idle = self.limits_config.short_deadline;
-        let input = self.table().push(stream::input_stream(read, idle, "endpoint"))?;
-        let output = self.table().push(stream::output_stream(write, idle, "endpoint"))?;
+        let input = self
+            .table()
+            .push(stream::input_stream(read, idle, "endpoint"))?;
+        let output = self
+            .table()
+            .push(stream::output_stream(write, idle, "endpoint"))?;
         Ok(Ok(Connection { input, output }))
     }
 }
 
 impl http::Host for JobState {
-    async fn post(&mut self, _content_type: String, _body: Vec<u8>) -> wasmtime::Result<Result<http::Response, WitError>> {
+    async fn post(
+        &mut self,
+        _content_type: String,
+        _body: Vec<u8>,
+    ) -> wasmtime::Result<Result<http::Response, WitError>> {
         if self.notifier_target.url.is_none() || !self.grant.http {
             return Ok(Err(self.not_granted("http")));
         }
         // The HTTP client (with TLS) arrives with the webhook notifier; until then no config
         // can grant `http`, and this line is unreachable in practice.
-        Ok(Err(WitError::Other("this server has no HTTP client yet".into())))
+        Ok(Err(WitError::Other(
+            "this server has no HTTP client yet".into(),
+        )))
     }
 }

@@ -5,7 +5,9 @@ use wasmtime::component::Resource;
 use super::stream;
 use crate::client::{ExitStatus as ClientExit, RemoteProcess};
 use crate::plugin::bindings::WitError;
-use crate::plugin::bindings::transport::hoard::plugin::process::{ExitStatus, Host, HostProcess, Spawned};
+use crate::plugin::bindings::transport::hoard::plugin::process::{
+    ExitStatus, Host, HostProcess, Spawned,
+};
 use crate::plugin::state::JobState;
 
 /// A running program as the plugin holds it.
@@ -19,7 +21,11 @@ pub struct ProcessHandle {
 
 impl JobState {
     /// Puts a started program and its three streams into the table, for the plugin.
-    pub(crate) fn spawned(&mut self, label: String, process: RemoteProcess) -> wasmtime::Result<Spawned> {
+    pub(crate) fn spawned(
+        &mut self,
+        label: String,
+        process: RemoteProcess,
+    ) -> wasmtime::Result<Spawned> {
         let idle = self.limits_config.client_timeout;
         let table = self.table();
         let stdin = table.push(stream::output_stream(process.stdin, idle, "client stdin"))?;
@@ -43,7 +49,10 @@ impl JobState {
 impl Host for JobState {}
 
 impl HostProcess for JobState {
-    async fn wait(&mut self, this: Resource<ProcessHandle>) -> wasmtime::Result<Result<ExitStatus, WitError>> {
+    async fn wait(
+        &mut self,
+        this: Resource<ProcessHandle>,
+    ) -> wasmtime::Result<Result<ExitStatus, WitError>> {
         let timeout = self.limits_config.client_timeout;
         let handle = self.table().get_mut(&this)?;
         if let Some(status) = handle.status {
@@ -57,7 +66,9 @@ impl HostProcess for JobState {
             Ok(Err(_)) => ClientExit::Unknown,
             Err(_) => {
                 let label = handle.label.clone();
-                return Ok(Err(WitError::Client(format!("{label} did not exit within {timeout:?}"))));
+                return Ok(Err(WitError::Client(format!(
+                    "{label} did not exit within {timeout:?}"
+                ))));
             }
         };
         handle.status = Some(status);

@@ -14,7 +14,10 @@ use crate::plugin::state::{JobState, LogLevel};
 
 /// `smbclient -A` style credentials: `username`, `password`, `domain` lines.
 fn credential_file_text(secret: &Secret) -> String {
-    let mut text = format!("username = {}\npassword = {}\n", secret.user, secret.password);
+    let mut text = format!(
+        "username = {}\npassword = {}\n",
+        secret.user, secret.password
+    );
     if let Some(domain) = &secret.domain {
         text.push_str(&format!("domain = {domain}\n"));
     }
@@ -29,13 +32,15 @@ impl JobState {
             .get(name)
             .cloned()
             .ok_or_else(|| self.not_granted(format!("secret({name})")))?;
-        let storage = |e: std::io::Error| WitError::Storage(format!("writing a credentials file: {e}"));
+        let storage =
+            |e: std::io::Error| WitError::Storage(format!("writing a credentials file: {e}"));
         let mut file = tempfile::Builder::new()
             .prefix("hoard-secret-")
             .permissions(std::fs::Permissions::from_mode(0o600))
             .tempfile()
             .map_err(storage)?;
-        file.write_all(credential_file_text(&secret).as_bytes()).map_err(storage)?;
+        file.write_all(credential_file_text(&secret).as_bytes())
+            .map_err(storage)?;
         file.flush().map_err(storage)?;
         let path = file.into_temp_path();
         let bytes = path.as_os_str().as_encoded_bytes().to_vec();
@@ -45,7 +50,11 @@ impl JobState {
 }
 
 impl Host for JobState {
-    async fn run(&mut self, tool: String, arguments: Vec<ToolArgument>) -> wasmtime::Result<Result<Spawned, WitError>> {
+    async fn run(
+        &mut self,
+        tool: String,
+        arguments: Vec<ToolArgument>,
+    ) -> wasmtime::Result<Result<Spawned, WitError>> {
         let Some(path) = self.grant.server_tools.get(&tool).cloned() else {
             return Ok(Err(self.not_granted(format!("server-tool({tool})"))));
         };
@@ -64,7 +73,10 @@ impl Host for JobState {
             });
         }
         if let Some(arg) = argv.iter().find(|a| a.contains(&0)) {
-            return Ok(Err(WitError::Protocol(format!("NUL byte in argument {:?}", String::from_utf8_lossy(arg)))));
+            return Ok(Err(WitError::Protocol(format!(
+                "NUL byte in argument {:?}",
+                String::from_utf8_lossy(arg)
+            ))));
         }
         self.log_line(LogLevel::Debug, format!("server tool {tool}"));
         match LocalClient.exec(&argv).await {

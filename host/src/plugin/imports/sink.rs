@@ -68,19 +68,27 @@ pub struct FileWriterHandle {
 impl JobState {
     fn sink(&mut self) -> Result<&mut Box<dyn BackupSink>, WitError> {
         let plugin = self.plugin.clone();
-        self.sink
-            .as_mut()
-            .ok_or_else(|| WitError::NotGranted(format!("plugin {plugin}: this job has no sink (not a backup)")))
+        self.sink.as_mut().ok_or_else(|| {
+            WitError::NotGranted(format!(
+                "plugin {plugin}: this job has no sink (not a backup)"
+            ))
+        })
     }
 
     fn open_file_check(&self, this: &Resource<FileWriterHandle>) -> Result<(), WitError> {
         match &self.open_file {
             Some(open) if open.rep() == this.rep() => Ok(()),
-            _ => Err(WitError::Protocol("this file writer is not the open file".into())),
+            _ => Err(WitError::Protocol(
+                "this file writer is not the open file".into(),
+            )),
         }
     }
 
-    fn count_file_bytes(&mut self, this: &Resource<FileWriterHandle>, n: u64) -> wasmtime::Result<Result<(), WitError>> {
+    fn count_file_bytes(
+        &mut self,
+        this: &Resource<FileWriterHandle>,
+        n: u64,
+    ) -> wasmtime::Result<Result<(), WitError>> {
         let handle = self.table().get_mut(this)?;
         handle.written += n;
         if handle.written > handle.declared {
@@ -91,7 +99,9 @@ impl JobState {
             );
             return Ok(Err(WitError::Protocol(message)));
         }
-        self.progress.bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.progress
+            .bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(Ok(()))
     }
 }
@@ -103,14 +113,21 @@ impl Host for JobState {
             Err(e) => Err(e),
         };
         if result.is_ok() {
-            self.progress.entries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.progress
+                .entries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(result)
     }
 
-    async fn begin_file(&mut self, entry: Entry) -> wasmtime::Result<Result<Resource<FileWriterHandle>, WitError>> {
+    async fn begin_file(
+        &mut self,
+        entry: Entry,
+    ) -> wasmtime::Result<Result<Resource<FileWriterHandle>, WitError>> {
         if self.open_file.is_some() {
-            return Ok(Err(WitError::Protocol("begin-file while another file is open".into())));
+            return Ok(Err(WitError::Protocol(
+                "begin-file while another file is open".into(),
+            )));
         }
         let path = entry.path.clone();
         let declared = entry.size;
@@ -128,7 +145,9 @@ impl Host for JobState {
             finished: false,
         })?;
         self.open_file = Some(Resource::new_borrow(handle.rep()));
-        self.progress.entries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.progress
+            .entries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Ok(handle))
     }
 
@@ -138,7 +157,9 @@ impl Host for JobState {
             Err(e) => Err(e),
         };
         if result.is_ok() {
-            self.progress.entries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.progress
+                .entries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(result)
     }
@@ -152,7 +173,11 @@ impl Host for JobState {
 }
 
 impl HostFileWriter for JobState {
-    async fn write(&mut self, this: Resource<FileWriterHandle>, data: Vec<u8>) -> wasmtime::Result<Result<(), WitError>> {
+    async fn write(
+        &mut self,
+        this: Resource<FileWriterHandle>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), WitError>> {
         if let Err(e) = self.open_file_check(&this) {
             return Ok(Err(e));
         }
@@ -176,13 +201,17 @@ impl HostFileWriter for JobState {
         }
         let mut moved = 0u64;
         while moved < length {
-            let want = usize::try_from(length - moved).unwrap_or(usize::MAX).min(COPY_CHUNK);
+            let want = usize::try_from(length - moved)
+                .unwrap_or(usize::MAX)
+                .min(COPY_CHUNK);
             let stream = self.table().get_mut(&source)?;
             let chunk = match stream.blocking_read(want).await {
                 Ok(chunk) => chunk,
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Ok(Err(WitError::Client(format!("reading the client stream: {e}"))));
+                    return Ok(Err(WitError::Client(format!(
+                        "reading the client stream: {e}"
+                    ))));
                 }
                 Err(StreamError::Trap(e)) => return Err(e),
             };
@@ -201,7 +230,11 @@ impl HostFileWriter for JobState {
         Ok(Ok(moved))
     }
 
-    async fn finish(&mut self, this: Resource<FileWriterHandle>, allow_size_change: bool) -> wasmtime::Result<Result<u64, WitError>> {
+    async fn finish(
+        &mut self,
+        this: Resource<FileWriterHandle>,
+        allow_size_change: bool,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
         if let Err(e) = self.open_file_check(&this) {
             return Ok(Err(e));
         }
@@ -229,7 +262,10 @@ impl HostFileWriter for JobState {
     async fn drop(&mut self, this: Resource<FileWriterHandle>) -> wasmtime::Result<()> {
         let rep = this.rep();
         let handle = self.table().delete(this)?;
-        let is_open = self.open_file.as_ref().is_some_and(|open| open.rep() == rep);
+        let is_open = self
+            .open_file
+            .as_ref()
+            .is_some_and(|open| open.rep() == rep);
         if !handle.finished && is_open {
             self.open_file = None;
             if let Some(sink) = self.sink.as_mut() {
@@ -237,7 +273,10 @@ impl HostFileWriter for JobState {
             }
             self.log_line(
                 LogLevel::Warning,
-                format!("{}: file abandoned before finish, left out", String::from_utf8_lossy(&handle.path)),
+                format!(
+                    "{}: file abandoned before finish, left out",
+                    String::from_utf8_lossy(&handle.path)
+                ),
             );
         }
         Ok(())

@@ -64,7 +64,12 @@ pub struct WalkHandle {
     entries: EntryIter,
 }
 
-fn read_range(source: &dyn SnapshotSource, path: &[u8], offset: u64, length: u32) -> Result<Vec<u8>, WitError> {
+fn read_range(
+    source: &dyn SnapshotSource,
+    path: &[u8],
+    offset: u64,
+    length: u32,
+) -> Result<Vec<u8>, WitError> {
     let length = length.min(MAX_READ);
     let reader = source.open(path, offset)?;
     let mut buffer = Vec::with_capacity(length as usize);
@@ -77,15 +82,18 @@ fn read_range(source: &dyn SnapshotSource, path: &[u8], offset: u64, length: u32
 
 impl JobState {
     fn reference_source(&self) -> Result<std::sync::Arc<dyn SnapshotSource>, WitError> {
-        self.reference
-            .clone()
-            .ok_or_else(|| WitError::Protocol(format!("plugin {}: this job has no reference backup", self.plugin)))
+        self.reference.clone().ok_or_else(|| {
+            WitError::Protocol(format!(
+                "plugin {}: this job has no reference backup",
+                self.plugin
+            ))
+        })
     }
 
     fn restore_source(&self) -> Result<std::sync::Arc<dyn SnapshotSource>, WitError> {
-        self.snapshot
-            .clone()
-            .ok_or_else(|| WitError::NotGranted(format!("plugin {}: this job restores nothing", self.plugin)))
+        self.snapshot.clone().ok_or_else(|| {
+            WitError::NotGranted(format!("plugin {}: this job restores nothing", self.plugin))
+        })
     }
 }
 
@@ -96,13 +104,21 @@ impl reference::Host for JobState {
             .and_then(|s| block_in_place(|| s.lookup(&path)).map_err(WitError::from)))
     }
 
-    async fn list_directory(&mut self, path: Vec<u8>) -> wasmtime::Result<Result<Vec<Entry>, WitError>> {
+    async fn list_directory(
+        &mut self,
+        path: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<Entry>, WitError>> {
         Ok(self
             .reference_source()
             .and_then(|s| block_in_place(|| s.list_directory(&path)).map_err(WitError::from)))
     }
 
-    async fn read(&mut self, path: Vec<u8>, offset: u64, length: u32) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
+    async fn read(
+        &mut self,
+        path: Vec<u8>,
+        offset: u64,
+        length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
         Ok(self
             .reference_source()
             .and_then(|s| block_in_place(|| read_range(s.as_ref(), &path, offset, length))))
@@ -110,7 +126,10 @@ impl reference::Host for JobState {
 }
 
 impl snapshot::Host for JobState {
-    async fn entries(&mut self, path: Vec<u8>) -> wasmtime::Result<Result<Resource<WalkHandle>, WitError>> {
+    async fn entries(
+        &mut self,
+        path: Vec<u8>,
+    ) -> wasmtime::Result<Result<Resource<WalkHandle>, WitError>> {
         let entries = match self
             .restore_source()
             .and_then(|s| block_in_place(|| s.walk(&path)).map_err(WitError::from))
@@ -121,7 +140,12 @@ impl snapshot::Host for JobState {
         Ok(Ok(self.table().push(WalkHandle { entries })?))
     }
 
-    async fn read(&mut self, path: Vec<u8>, offset: u64, length: u32) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
+    async fn read(
+        &mut self,
+        path: Vec<u8>,
+        offset: u64,
+        length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
         Ok(self
             .restore_source()
             .and_then(|s| block_in_place(|| read_range(s.as_ref(), &path, offset, length))))
@@ -148,27 +172,46 @@ impl snapshot::Host for JobState {
             let n = match block_in_place(|| reader.read(&mut buffer)) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return Ok(Err(WitError::Storage(format!("{}: {e}", String::from_utf8_lossy(&path))))),
+                Err(e) => {
+                    return Ok(Err(WitError::Storage(format!(
+                        "{}: {e}",
+                        String::from_utf8_lossy(&path)
+                    ))));
+                }
             };
             let stream = self.table().get_mut(&destination)?;
-            match stream.blocking_write_and_flush(bytes::Bytes::copy_from_slice(&buffer[..n])).await {
+            match stream
+                .blocking_write_and_flush(bytes::Bytes::copy_from_slice(&buffer[..n]))
+                .await
+            {
                 Ok(()) => {}
-                Err(StreamError::Closed) => return Ok(Err(WitError::Client("the client closed its input".into()))),
-                Err(StreamError::LastOperationFailed(e)) => return Ok(Err(WitError::Client(e.to_string()))),
+                Err(StreamError::Closed) => {
+                    return Ok(Err(WitError::Client("the client closed its input".into())));
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Ok(Err(WitError::Client(e.to_string())));
+                }
                 Err(StreamError::Trap(e)) => return Err(e),
             }
             copied += n as u64;
-            self.progress.bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            self.progress
+                .bytes
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Ok(copied))
     }
 }
 
 impl snapshot::HostWalk for JobState {
-    async fn next(&mut self, this: Resource<WalkHandle>, max: u32) -> wasmtime::Result<Result<Vec<Entry>, WitError>> {
+    async fn next(
+        &mut self,
+        this: Resource<WalkHandle>,
+        max: u32,
+    ) -> wasmtime::Result<Result<Vec<Entry>, WitError>> {
         let walk = self.table().get_mut(&this)?;
         let max = max.clamp(1, MAX_BATCH) as usize;
-        let batch: Result<Vec<Entry>, SourceError> = block_in_place(|| walk.entries.by_ref().take(max).collect());
+        let batch: Result<Vec<Entry>, SourceError> =
+            block_in_place(|| walk.entries.by_ref().take(max).collect());
         Ok(batch.map_err(WitError::from))
     }
 

@@ -15,13 +15,24 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 const WRITE_BUDGET: usize = 1 << 20;
 
 /// A WASI input stream over `reader`, failing after `idle` without data.
-pub fn input_stream(reader: impl AsyncRead + Send + Unpin + 'static, idle: Duration, what: &'static str) -> DynInputStream {
+pub fn input_stream(
+    reader: impl AsyncRead + Send + Unpin + 'static,
+    idle: Duration,
+    what: &'static str,
+) -> DynInputStream {
     Box::new(AsyncReadStream::new(Idle::new(reader, idle, what)))
 }
 
 /// A WASI output stream over `writer`, failing after `idle` without progress.
-pub fn output_stream(writer: impl AsyncWrite + Send + Unpin + 'static, idle: Duration, what: &'static str) -> DynOutputStream {
-    Box::new(AsyncWriteStream::new(WRITE_BUDGET, Idle::new(writer, idle, what)))
+pub fn output_stream(
+    writer: impl AsyncWrite + Send + Unpin + 'static,
+    idle: Duration,
+    what: &'static str,
+) -> DynOutputStream {
+    Box::new(AsyncWriteStream::new(
+        WRITE_BUDGET,
+        Idle::new(writer, idle, what),
+    ))
 }
 
 /// Wraps a reader or writer; an operation that makes no progress for `idle` fails with
@@ -52,13 +63,20 @@ impl<T> Idle<T> {
         ready!(self.timer.as_mut().poll(cx));
         Poll::Ready(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("{}: nothing for {:?} (client timeout)", self.what, self.idle),
+            format!(
+                "{}: nothing for {:?} (client timeout)",
+                self.what, self.idle
+            ),
         ))
     }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
@@ -71,7 +89,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Idle<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Idle<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(result) => {

@@ -2,14 +2,19 @@
 //! `behaviour` setting names, and reports what it could observe in the job log, so a test can
 //! check that the sandbox held. Never built into the server.
 
-use hoard_plugin_sdk::transport::hoard::plugin::manifest::{Capability, Features, Metadata, PluginInfo};
+use hoard_plugin_sdk::transport::hoard::plugin::manifest::{
+    Capability, Features, Metadata, PluginInfo,
+};
 use hoard_plugin_sdk::transport::hoard::plugin::types::{BackupJob, Error, JobSummary, RestoreJob};
 use hoard_plugin_sdk::transport::hoard::plugin::{client, job};
 
 struct Hostile;
 
 fn setting(job: &BackupJob, name: &str) -> Option<String> {
-    job.settings.iter().find(|s| s.name == name).map(|s| s.value.clone())
+    job.settings
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.value.clone())
 }
 
 fn report(line: String) {
@@ -26,7 +31,12 @@ impl hoard_plugin_sdk::transport::Guest for Hostile {
             // It declares `exec(tar)` and a port so that the tests can show the config grant
             // is still required.
             capabilities: vec![Capability::Exec("tar".into()), Capability::Connect(873)],
-            features: Features { incremental: false, restore: false, delta: false, metadata: Metadata::empty() },
+            features: Features {
+                incremental: false,
+                restore: false,
+                delta: false,
+                metadata: Metadata::empty(),
+            },
         }
     }
 
@@ -47,9 +57,18 @@ impl hoard_plugin_sdk::transport::Guest for Hostile {
                 }
             }
             "files" => {
-                report(format!("read /etc/passwd: {:?}", std::fs::read("/etc/passwd").map(|b| b.len())));
-                report(format!("read_dir /: {:?}", std::fs::read_dir("/").map(|d| d.count())));
-                report(format!("write /tmp/hoard-hostile: {:?}", std::fs::write("/tmp/hoard-hostile", b"x")));
+                report(format!(
+                    "read /etc/passwd: {:?}",
+                    std::fs::read("/etc/passwd").map(|b| b.len())
+                ));
+                report(format!(
+                    "read_dir /: {:?}",
+                    std::fs::read_dir("/").map(|d| d.count())
+                ));
+                report(format!(
+                    "write /tmp/hoard-hostile: {:?}",
+                    std::fs::write("/tmp/hoard-hostile", b"x")
+                ));
                 report(format!("env vars: {}", std::env::vars().count()));
                 report(format!("HOME: {:?}", std::env::var("HOME")));
                 report(format!("args: {}", std::env::args().count()));
@@ -58,17 +77,39 @@ impl hoard_plugin_sdk::transport::Guest for Hostile {
                     "tcp 127.0.0.1:{port}: {:?}",
                     std::net::TcpStream::connect(format!("127.0.0.1:{port}")).map(|_| "connected")
                 ));
-                Ok(JobSummary { entries: 0, bytes: 0, errors: 0, partial: false })
+                Ok(JobSummary {
+                    entries: 0,
+                    bytes: 0,
+                    errors: 0,
+                    partial: false,
+                })
             }
             "exec" => {
                 let program = setting(&job, "program").unwrap_or_else(|| "tar".into());
                 let mut argv = vec![program.into_bytes()];
-                argv.extend(setting(&job, "args").unwrap_or_default().split_whitespace().map(|a| a.as_bytes().to_vec()));
-                client::exec(&argv).map(|_| JobSummary { entries: 0, bytes: 0, errors: 0, partial: false })
+                argv.extend(
+                    setting(&job, "args")
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(|a| a.as_bytes().to_vec()),
+                );
+                client::exec(&argv).map(|_| JobSummary {
+                    entries: 0,
+                    bytes: 0,
+                    errors: 0,
+                    partial: false,
+                })
             }
             "connect" => {
-                let port = setting(&job, "port").and_then(|p| p.parse().ok()).unwrap_or(873);
-                client::connect(port).map(|_| JobSummary { entries: 0, bytes: 0, errors: 0, partial: false })
+                let port = setting(&job, "port")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(873);
+                client::connect(port).map(|_| JobSummary {
+                    entries: 0,
+                    bytes: 0,
+                    errors: 0,
+                    partial: false,
+                })
             }
             "panic" => panic!("hostile plugin panics on purpose"),
             other => Err(Error::Other(format!("unknown behaviour {other:?}"))),

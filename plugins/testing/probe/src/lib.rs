@@ -13,23 +13,36 @@
 use std::io::Read;
 
 use hoard_plugin_sdk::io::StreamReader;
-use hoard_plugin_sdk::transport::hoard::plugin::manifest::{Capability, Features, Metadata, PluginInfo};
+use hoard_plugin_sdk::transport::hoard::plugin::manifest::{
+    Capability, Features, Metadata, PluginInfo,
+};
 use hoard_plugin_sdk::transport::hoard::plugin::process::ExitStatus;
-use hoard_plugin_sdk::transport::hoard::plugin::types::{BackupJob, Entry, Error, JobSummary, RestoreJob};
+use hoard_plugin_sdk::transport::hoard::plugin::types::{
+    BackupJob, Entry, Error, JobSummary, RestoreJob,
+};
 use hoard_plugin_sdk::transport::hoard::plugin::{client, job, sink};
 
 struct Probe;
 
 fn setting(job: &BackupJob, name: &str) -> Option<String> {
-    job.settings.iter().find(|s| s.name == name).map(|s| s.value.clone())
+    job.settings
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.value.clone())
 }
 
 fn number(job: &BackupJob, name: &str, default: u64) -> u64 {
-    setting(job, name).and_then(|v| v.parse().ok()).unwrap_or(default)
+    setting(job, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn argv(job: &BackupJob) -> Vec<Vec<u8>> {
-    setting(job, "argv").unwrap_or_default().split_whitespace().map(|a| a.as_bytes().to_vec()).collect()
+    setting(job, "argv")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|a| a.as_bytes().to_vec())
+        .collect()
 }
 
 fn io_error(e: std::io::Error) -> Error {
@@ -37,10 +50,17 @@ fn io_error(e: std::io::Error) -> Error {
 }
 
 fn summary(bytes: u64) -> JobSummary {
-    JobSummary { entries: 1, bytes, errors: 0, partial: false }
+    JobSummary {
+        entries: 1,
+        bytes,
+        errors: 0,
+        partial: false,
+    }
 }
 
-fn check_exit(process: &hoard_plugin_sdk::transport::hoard::plugin::process::Process) -> Result<(), Error> {
+fn check_exit(
+    process: &hoard_plugin_sdk::transport::hoard::plugin::process::Process,
+) -> Result<(), Error> {
     match process.wait()? {
         ExitStatus::Exited(0) => Ok(()),
         other => Err(Error::Client(format!("program ended with {other:?}"))),
@@ -59,7 +79,12 @@ impl hoard_plugin_sdk::transport::Guest for Probe {
                 Capability::Exec("head".into()),
                 Capability::Exec("sh".into()),
             ],
-            features: Features { incremental: false, restore: false, delta: false, metadata: Metadata::empty() },
+            features: Features {
+                incremental: false,
+                restore: false,
+                delta: false,
+                metadata: Metadata::empty(),
+            },
         }
     }
 
@@ -134,10 +159,15 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
             Some(input) => hoard_plugin_sdk::io::wait_readable_or_writable(&stdout, input),
             None => {
                 stdout.subscribe().block();
-                hoard_plugin_sdk::io::Readiness { readable: true, writable: false }
+                hoard_plugin_sdk::io::Readiness {
+                    readable: true,
+                    writable: false,
+                }
             }
         };
-        if readiness.writable && let Some(input) = &stdin {
+        if readiness.writable
+            && let Some(input) = &stdin
+        {
             if pending.is_empty() && generated < size {
                 let n = (size - generated).min(64 << 10) as usize;
                 pending = (0..n)
@@ -150,15 +180,21 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
                     .collect();
                 generated += n as u64;
             }
-            let permit = input.check_write().map_err(|e| Error::Client(format!("{e:?}")))? as usize;
+            let permit = input
+                .check_write()
+                .map_err(|e| Error::Client(format!("{e:?}")))? as usize;
             let n = permit.min(pending.len());
             if n > 0 {
-                input.write(&pending[..n]).map_err(|e| Error::Client(format!("{e:?}")))?;
+                input
+                    .write(&pending[..n])
+                    .map_err(|e| Error::Client(format!("{e:?}")))?;
                 pending.drain(..n);
             }
             if pending.is_empty() && generated == size {
                 if let Some(input) = stdin.take() {
-                    input.blocking_flush().map_err(|e| Error::Client(format!("{e:?}")))?;
+                    input
+                        .blocking_flush()
+                        .map_err(|e| Error::Client(format!("{e:?}")))?;
                 }
             }
         }
