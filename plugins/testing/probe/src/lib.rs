@@ -190,12 +190,13 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
                     .map_err(|e| Error::Client(format!("{e:?}")))?;
                 pending.drain(..n);
             }
-            if pending.is_empty() && generated == size {
-                if let Some(input) = stdin.take() {
-                    input
-                        .blocking_flush()
-                        .map_err(|e| Error::Client(format!("{e:?}")))?;
-                }
+            if pending.is_empty()
+                && generated == size
+                && let Some(input) = stdin.take()
+            {
+                input
+                    .blocking_flush()
+                    .map_err(|e| Error::Client(format!("{e:?}")))?;
             }
         }
         if readiness.readable {
