@@ -230,6 +230,20 @@ impl LoadedPlugin {
         self.finish(store, result, limits)
     }
 
+    /// Instantiates the plugin in a fresh, empty sandbox and drops it: a check that it still
+    /// links, and the per-job start-up cost (benchmarks).
+    pub async fn instantiate_only(&self, engine: &PluginEngine, limits: &RuntimeLimits) -> Result<(), PluginError> {
+        let mut store = self.store(engine, limits, JobContext::default());
+        let result = match &self.pre {
+            PluginPre::Transport(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            PluginPre::Notifier(pre) => pre.instantiate_async(&mut store).await.map(drop),
+        };
+        result.map_err(|e| PluginError::Instantiate {
+            plugin: self.info.name.clone(),
+            message: format!("{e:#}"),
+        })
+    }
+
     fn wrong_kind<T>(&self, call: &'static str, context: JobContext) -> JobRun<T> {
         JobRun {
             result: Err(PluginError::WrongKind {

@@ -49,7 +49,10 @@ impl io::Read for StreamReader {
     }
 }
 
-/// Writes to a host output stream, as much per call as the host permits.
+/// Writes to a host output stream, as much per call as the host permits. `write` and `flush`
+/// block until the host accepts: fine for one direction at a time; a protocol that must also
+/// drain the program's output while writing should use [`wait_readable_or_writable`] and write
+/// only what `check-write` permits (see the probe test plugin's `echo` mode).
 pub struct StreamWriter {
     stream: OutputStream,
 }

@@ -153,6 +153,8 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut pending: Vec<u8> = Vec::new();
     let mut generated = 0u64;
+    let mut flushing = false;
+    let mut flushed = false;
     let mut received = 0u64;
     while received < size {
         let readiness = match &stdin {
@@ -190,14 +192,24 @@ fn echo(job: &BackupJob) -> Result<JobSummary, Error> {
                     .map_err(|e| Error::Client(format!("{e:?}")))?;
                 pending.drain(..n);
             }
-            if pending.is_empty()
-                && generated == size
-                && let Some(input) = stdin.take()
-            {
-                input
-                    .blocking_flush()
-                    .map_err(|e| Error::Client(format!("{e:?}")))?;
+            // Every byte handed over: start a flush without blocking (blocking here while
+            // the program waits for us to drain its stdout would deadlock), and close its
+            // input once the flush is done.
+            if pending.is_empty() && generated == size {
+                if !flushing {
+                    input.flush().map_err(|e| Error::Client(format!("{e:?}")))?;
+                    flushing = true;
+                } else if input
+                    .check_write()
+                    .map_err(|e| Error::Client(format!("{e:?}")))?
+                    > 0
+                {
+                    flushed = true;
+                }
             }
+        }
+        if flushed {
+            stdin = None;
         }
         if readiness.readable {
             match stdout.read(1 << 20) {
