@@ -22,8 +22,13 @@ fn children_usage() -> Usage {
     // SAFETY: getrusage fills the zeroed struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    Usage { cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Usage {
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+    }
 }
 
 /// Runs a command, returning wall time and the CPU it (and its children) used.
@@ -32,14 +37,26 @@ fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
     let started = Instant::now();
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let wall = started.elapsed();
-    assert!(output.status.success(), "{what} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let after = children_usage();
     (wall, after.cpu - before.cpu)
 }
 
 fn du(path: &Path) -> u64 {
-    let output = Command::new("du").arg("-sb").arg(path).output().expect("du");
-    String::from_utf8_lossy(&output.stdout).split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0)
+    let output = Command::new("du")
+        .arg("-sb")
+        .arg(path)
+        .output()
+        .expect("du");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// 20,000 files with a mix of incompressible and text-like content, about `total` bytes.
@@ -80,14 +97,25 @@ fn generate(root: &Path, files: usize, total: u64) -> std::io::Result<()> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let total_mib: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let hoard = PathBuf::from(std::env::var("HOARD_BIN").unwrap_or_else(|_| "target/release/hoard".into()));
-    let base = PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/hoard-bench".into()));
+    let files: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let total_mib: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1024);
+    let hoard =
+        PathBuf::from(std::env::var("HOARD_BIN").unwrap_or_else(|_| "target/release/hoard".into()));
+    let base =
+        PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/hoard-bench".into()));
     let tree = base.join("tree");
     generate(&tree, files, total_mib << 20)?;
     let tree_bytes = du(&tree);
-    println!("tree: {files} files, {:.1} MiB on disk", tree_bytes as f64 / (1 << 20) as f64);
+    println!(
+        "tree: {files} files, {:.1} MiB on disk",
+        tree_bytes as f64 / (1 << 20) as f64
+    );
 
     let peer = SshdPeer::start()?;
     let config = base.join("config");
@@ -96,7 +124,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(config.join("hosts"))?;
     std::fs::write(
         config.join("hoard.ron"),
-        format!("(pool: {:?}, cache_dir: {:?}, defaults: (transport: \"tar\"))", pool, base.join("cache")),
+        format!(
+            "(pool: {:?}, cache_dir: {:?}, defaults: (transport: \"tar\"))",
+            pool,
+            base.join("cache")
+        ),
     )?;
     std::fs::write(
         config.join("hosts/bench.ron"),
@@ -111,11 +143,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let backup = |level: &str| {
         let mut c = Command::new(&hoard);
-        c.arg("--config").arg(&config).args(["backup", "bench", level, "--json"]);
+        c.arg("--config")
+            .arg(&config)
+            .args(["backup", "bench", level, "--json"]);
         c
     };
     // Compile the plugin into the cache first, so the figures are the backup's own.
-    timed("plugin list", Command::new(&hoard).arg("--config").arg(&config).args(["plugin", "list"]));
+    timed(
+        "plugin list",
+        Command::new(&hoard)
+            .arg("--config")
+            .arg(&config)
+            .args(["plugin", "list"]),
+    );
 
     let (full_wall, full_cpu) = timed("full backup", &mut backup("--full"));
     let full_rss = children_usage().max_rss_kib;
@@ -125,18 +165,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (tar_wall, tar_cpu) = timed(
         "tar | zstd",
-        Command::new("sh").arg("-c").arg(format!("tar -cf - -C {} . | zstd -3 -q > /dev/null", tree.display())),
+        Command::new("sh").arg("-c").arg(format!(
+            "tar -cf - -C {} . | zstd -3 -q > /dev/null",
+            tree.display()
+        )),
     );
     let copy = base.join("rsync-copy");
     let _ = std::fs::remove_dir_all(&copy);
-    timed("rsync first", Command::new("rsync").arg("-a").arg(format!("{}/", tree.display())).arg(&copy));
-    let (rsync_wall, rsync_cpu) =
-        timed("rsync second", Command::new("rsync").arg("-a").arg(format!("{}/", tree.display())).arg(&copy));
+    timed(
+        "rsync first",
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", tree.display()))
+            .arg(&copy),
+    );
+    let (rsync_wall, rsync_cpu) = timed(
+        "rsync second",
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", tree.display()))
+            .arg(&copy),
+    );
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("full over ssh:            wall {full_wall:.2?}, hoard CPU {full_cpu:.2?}, peak RSS of hoard {} MiB", full_rss / 1024);
-    println!("  pool after the full:    {:.1} MiB ({:.2}x of the tree)", mib(pool_after_full), pool_after_full as f64 / tree_bytes as f64);
-    println!("no-change incremental:    wall {incr_wall:.2?}, hoard CPU {incr_cpu:.2?}; pool grew {:.2} MiB", mib(pool_after_incr - pool_after_full));
+    println!(
+        "full over ssh:            wall {full_wall:.2?}, hoard CPU {full_cpu:.2?}, peak RSS of hoard {} MiB",
+        full_rss / 1024
+    );
+    println!(
+        "  pool after the full:    {:.1} MiB ({:.2}x of the tree)",
+        mib(pool_after_full),
+        pool_after_full as f64 / tree_bytes as f64
+    );
+    println!(
+        "no-change incremental:    wall {incr_wall:.2?}, hoard CPU {incr_cpu:.2?}; pool grew {:.2} MiB",
+        mib(pool_after_incr - pool_after_full)
+    );
     println!("tar -cf - | zstd -3:      wall {tar_wall:.2?}, CPU {tar_cpu:.2?}");
     println!("second rsync -a (no change): wall {rsync_wall:.2?}, CPU {rsync_cpu:.2?}");
     println!(

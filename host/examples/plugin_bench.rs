@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hoard::client::ClientConnector;
 use hoard::client::local::LocalClient;
 use hoard::client::ssh::{SshClient, SshSettings};
-use hoard::client::ClientConnector;
 use hoard::plugin::bindings::{BackupJob, BackupLevel, Setting};
 use hoard::plugin::cache::CompileCache;
 use hoard::plugin::catalog::PluginSource;
@@ -31,14 +31,24 @@ fn job(settings: &[(&str, String)]) -> BackupJob {
         includes: vec![],
         excludes: vec![],
         one_file_system: false,
-        settings: settings.iter().map(|(n, v)| Setting { name: n.to_string(), value: v.clone() }).collect(),
+        settings: settings
+            .iter()
+            .map(|(n, v)| Setting {
+                name: n.to_string(),
+                value: v.clone(),
+            })
+            .collect(),
     }
 }
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -63,7 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let probe_path = std::path::Path::new(env!("HOARD_TEST_PLUGIN_DIR")).join("probe.wasm");
     let wasm = std::fs::read(&probe_path)?;
     let cache_dir = tempfile::tempdir()?;
-    let engine = PluginEngine::new(CompileCache::in_dir(cache_dir.path())).map_err(|e| format!("{e:#}"))?;
+    let engine =
+        PluginEngine::new(CompileCache::in_dir(cache_dir.path())).map_err(|e| format!("{e:#}"))?;
     let limits = RuntimeLimits::default();
 
     // 3. Loads.
@@ -71,10 +82,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let catalog = PluginCatalog::load(engine.clone(), limits.clone(), None).await?;
     let builtins = started.elapsed();
     let started = Instant::now();
-    let _ = catalog.load_component(&wasm, PluginSource::File(probe_path.clone())).await?;
+    let _ = catalog
+        .load_component(&wasm, PluginSource::File(probe_path.clone()))
+        .await?;
     let first = started.elapsed();
     let started = Instant::now();
-    let probe = catalog.load_component(&wasm, PluginSource::File(probe_path.clone())).await?;
+    let probe = catalog
+        .load_component(&wasm, PluginSource::File(probe_path.clone()))
+        .await?;
     let cached = started.elapsed();
     let rounds = 1000;
     let started = Instant::now();
@@ -82,19 +97,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         probe.instantiate_only(&engine, &limits).await?;
     }
     let per_job = started.elapsed() / rounds;
-    println!("load: built-ins {builtins:.2?}; probe ({} KiB) first load (compile + describe) {first:.2?}, cached load {cached:.2?}, per-job instantiation {per_job:.1?}", wasm.len() / 1024);
+    println!(
+        "load: built-ins {builtins:.2?}; probe ({} KiB) first load (compile + describe) {first:.2?}, cached load {cached:.2?}, per-job instantiation {per_job:.1?}",
+        wasm.len() / 1024
+    );
 
     // 1. Through guest memory.
     let size: u64 = 4 << 30;
     for chunk in [64u64 << 10, 1 << 20] {
-        let context = JobContext { sink: Some(Box::new(CountingSink::default())), ..JobContext::default() };
+        let context = JobContext {
+            sink: Some(Box::new(CountingSink::default())),
+            ..JobContext::default()
+        };
         let started = Instant::now();
         let run = probe
-            .backup(&engine, &limits, job(&[("mode", "generate".into()), ("size", size.to_string()), ("chunk", chunk.to_string())]), context)
+            .backup(
+                &engine,
+                &limits,
+                job(&[
+                    ("mode", "generate".into()),
+                    ("size", size.to_string()),
+                    ("chunk", chunk.to_string()),
+                ]),
+                context,
+            )
             .await;
         let elapsed = started.elapsed();
         run.result?;
-        println!("guest memory, {} KiB chunks: {} in {elapsed:.2?} = {}", chunk >> 10, size, rate(size, elapsed));
+        println!(
+            "guest memory, {} KiB chunks: {} in {elapsed:.2?} = {}",
+            chunk >> 10,
+            size,
+            rate(size, elapsed)
+        );
     }
 
     // 2. Host-side copy from a local program, and the source alone.
@@ -102,7 +137,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     grant.exec.insert("head".into(), "/usr/bin/head".into());
     let copy_size: u64 = 4 << 30;
     let started = Instant::now();
-    let status = std::process::Command::new("sh").arg("-c").arg(format!("head -c {copy_size} /dev/zero | cat > /dev/null")).status()?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("head -c {copy_size} /dev/zero | cat > /dev/null"))
+        .status()?;
     let source_alone = started.elapsed();
     assert!(status.success());
     let context = JobContext {
@@ -113,7 +151,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let started = Instant::now();
     let run = probe
-        .backup(&engine, &limits, job(&[("mode", "exec-copy".into()), ("argv", format!("head -c {copy_size} /dev/zero"))]), context)
+        .backup(
+            &engine,
+            &limits,
+            job(&[
+                ("mode", "exec-copy".into()),
+                ("argv", format!("head -c {copy_size} /dev/zero")),
+            ]),
+            context,
+        )
         .await;
     let elapsed = started.elapsed();
     let summary = run.result?;
@@ -146,7 +192,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let started = Instant::now();
     let run = probe
-        .backup(&engine, &limits, job(&[("mode", "exec-read".into()), ("argv", format!("head -c {bytes} /dev/zero"))]), context)
+        .backup(
+            &engine,
+            &limits,
+            job(&[
+                ("mode", "exec-read".into()),
+                ("argv", format!("head -c {bytes} /dev/zero")),
+            ]),
+            context,
+        )
         .await;
     let elapsed = started.elapsed();
     let summary = run.result?;

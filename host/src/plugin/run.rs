@@ -232,7 +232,11 @@ impl LoadedPlugin {
 
     /// Instantiates the plugin in a fresh, empty sandbox and drops it: a check that it still
     /// links, and the per-job start-up cost (benchmarks).
-    pub async fn instantiate_only(&self, engine: &PluginEngine, limits: &RuntimeLimits) -> Result<(), PluginError> {
+    pub async fn instantiate_only(
+        &self,
+        engine: &PluginEngine,
+        limits: &RuntimeLimits,
+    ) -> Result<(), PluginError> {
         let mut store = self.store(engine, limits, JobContext::default());
         let result = match &self.pre {
             PluginPre::Transport(pre) => pre.instantiate_async(&mut store).await.map(drop),
