@@ -86,7 +86,7 @@ fn context(grant: CapabilityGrant) -> JobContext {
         host: "testhost".into(),
         grant,
         client: Some(Arc::new(LocalClient)),
-        sink: Some(Box::new(CountingSink::default())),
+        sink: Some(Box::new(CountingSink::hashing())),
         ..JobContext::default()
     }
 }
@@ -411,4 +411,49 @@ fn downcast(sink: Option<Box<dyn BackupSink>>) -> Box<CountingSink> {
     let sink = sink.expect("the sink comes back");
     let any: Box<dyn std::any::Any> = sink.into_any();
     any.downcast::<CountingSink>().expect("a counting sink")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_port_connects_to_the_client_address() {
+    let f = fixture().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let mut grant = CapabilityGrant::default();
+    grant.connect_ports.insert(port);
+    let run = backup(
+        &f.hostile,
+        &[("behaviour", "connect"), ("port", &port.to_string())],
+        grant,
+    )
+    .await;
+    assert!(run.result.is_ok(), "{:?}", run.result);
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        listener.accept().is_ok(),
+        "the granted connection never arrived"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_folder_loads_without_a_rebuild_and_skips_broken_files() {
+    let f = fixture().await;
+    let folder = tempfile::tempdir().expect("tempdir");
+    let dir = std::path::Path::new(env!("HOARD_TEST_PLUGIN_DIR"));
+    std::fs::copy(dir.join("probe.wasm"), folder.path().join("probe.wasm")).expect("copy");
+    std::fs::write(
+        folder.path().join("broken.wasm"),
+        b"\0asm this is not a component",
+    )
+    .expect("write");
+    let catalog =
+        hoard::plugin::PluginCatalog::load(f.engine.clone(), limits(), Some(folder.path()))
+            .await
+            .expect("a broken file does not stop the rest");
+    assert!(
+        catalog.get("probe").is_some(),
+        "the folder's plugin is loaded"
+    );
+    assert!(catalog.get("tar").is_some(), "built-ins stay");
+    assert_eq!(catalog.problems().len(), 1);
+    assert!(catalog.problems()[0].path.ends_with("broken.wasm"));
 }
