@@ -133,7 +133,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(
         config.join("hosts/bench.ron"),
         format!(
-            "(address: \"127.0.0.1\", ssh: (user: {:?}, port: {}, key: {:?}, known_hosts: {:?}), shares: [{:?}])",
+            // The tree was just written, so its ctimes are all within the tar plugin's clock-skew
+            // margin (`time-margin`, 300 s) of the full; on a real client most files are older.
+            // A margin of 0 measures what a no-change incremental costs there.
+            "(address: \"127.0.0.1\", ssh: (user: {:?}, port: {}, key: {:?}, known_hosts: {:?}), shares: [{:?}], plugin_settings: {{\"time-margin\": \"0\"}})",
             peer.user(),
             peer.port(),
             peer.client_key(),

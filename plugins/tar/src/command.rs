@@ -294,7 +294,7 @@ pub fn verdict(code: i32, unreadable: u64, other_messages: u64) -> Verdict {
 pub struct Settings {
     /// `reference-started`: when the reference backup started (seconds since the epoch).
     pub reference_started: Option<i64>,
-    /// `time-margin`: seconds subtracted from `reference-started` for clock skew (default 3600).
+    /// `time-margin`: seconds subtracted from `reference-started` for clock skew (default 300).
     pub time_margin: i64,
     /// `sparse`: ask tar for sparse files (default true).
     pub sparse: bool,
@@ -314,7 +314,7 @@ impl Settings {
     pub fn parse(settings: &[Setting]) -> Result<Settings, BadSetting> {
         let mut out = Settings {
             reference_started: None,
-            time_margin: 3600,
+            time_margin: 300,
             sparse: true,
             xattrs: true,
             numeric_owner: false,
