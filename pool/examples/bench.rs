@@ -101,6 +101,7 @@ fn phase_ingest(work: &Path) {
         )
     };
     let (limit_before, compressed) = measure_limit();
+    let _ = std::fs::remove_dir_all(work.join("ingest"));
     let pool = Pool::create(work.join("ingest"), PoolOptions::default()).expect("pool");
     let t = Instant::now();
     let mut w = pool

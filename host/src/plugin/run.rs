@@ -162,19 +162,18 @@ impl LoadedPlugin {
         let PluginPre::Transport(pre) = &self.pre else {
             return self.wrong_kind("back up", context);
         };
-        let mut store = self.store(engine, limits, context);
-        let call = async {
+        let call = async |store: &mut Store<JobState>| {
             let instance = pre
-                .instantiate_async(&mut store)
+                .instantiate_async(&mut *store)
                 .await
                 .map_err(Phase::Instantiate)?;
             instance
-                .call_backup(&mut store, &job)
+                .call_backup(&mut *store, &job)
                 .await
                 .map_err(Phase::Call)
         };
-        let result = run_with_deadline(call, limits.job_deadline).await;
-        self.finish(store, result, limits)
+        self.call(engine, limits, context, limits.job_deadline, call)
+            .await
     }
 
     /// Restores through the plugin.
@@ -189,19 +188,18 @@ impl LoadedPlugin {
         let PluginPre::Transport(pre) = &self.pre else {
             return self.wrong_kind("restore", context);
         };
-        let mut store = self.store(engine, limits, context);
-        let call = async {
+        let call = async |store: &mut Store<JobState>| {
             let instance = pre
-                .instantiate_async(&mut store)
+                .instantiate_async(&mut *store)
                 .await
                 .map_err(Phase::Instantiate)?;
             instance
-                .call_restore(&mut store, &job)
+                .call_restore(&mut *store, &job)
                 .await
                 .map_err(Phase::Call)
         };
-        let result = run_with_deadline(call, limits.job_deadline).await;
-        self.finish(store, result, limits)
+        self.call(engine, limits, context, limits.job_deadline, call)
+            .await
     }
 
     /// Delivers one event through a notifier.
@@ -215,18 +213,32 @@ impl LoadedPlugin {
         let PluginPre::Notifier(pre) = &self.pre else {
             return self.wrong_kind("notify", context);
         };
-        let mut store = self.store(engine, limits, context);
-        let call = async {
+        let call = async |store: &mut Store<JobState>| {
             let instance = pre
-                .instantiate_async(&mut store)
+                .instantiate_async(&mut *store)
                 .await
                 .map_err(Phase::Instantiate)?;
             instance
-                .call_notify(&mut store, &event)
+                .call_notify(&mut *store, &event)
                 .await
                 .map_err(Phase::Call)
         };
-        let result = run_with_deadline(call, limits.short_deadline).await;
+        self.call(engine, limits, context, limits.short_deadline, call)
+            .await
+    }
+
+    /// Runs one export in a fresh store under `deadline`, and turns how it ended into a
+    /// [`JobRun`].
+    async fn call<T>(
+        &self,
+        engine: &PluginEngine,
+        limits: &RuntimeLimits,
+        context: JobContext,
+        deadline: Duration,
+        export: impl AsyncFnOnce(&mut Store<JobState>) -> Result<Result<T, WitError>, Phase>,
+    ) -> JobRun<T> {
+        let mut store = self.store(engine, limits, context);
+        let result = run_with_deadline(export(&mut store), deadline).await;
         self.finish(store, result, limits)
     }
 
