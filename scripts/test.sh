@@ -15,3 +15,5 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 
 echo "== tests"
 cargo test --workspace -q
+# The plugins' pure parts (parsers, argument lists) have native unit tests.
+(cd plugins && cargo test -q --workspace --target x86_64-unknown-linux-gnu --target-dir ../target/plugins-native)
