@@ -392,7 +392,6 @@ async fn host_side_copy_moves_a_stream_into_the_sink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_load_comes_from_the_compile_cache() {
-    let f = fixture().await;
     let dir = std::path::Path::new(env!("HOARD_TEST_PLUGIN_DIR"));
     let wasm = std::fs::read(dir.join("probe.wasm")).expect("probe");
     let cache_dir = tempfile::tempdir().expect("tempdir");
@@ -404,7 +403,6 @@ async fn a_second_load_comes_from_the_compile_cache() {
     let (_, second) = engine.cache().load(engine.engine(), &wasm).expect("cached");
     use hoard::plugin::cache::CacheOutcome;
     assert_eq!((first, second), (CacheOutcome::Compiled, CacheOutcome::Hit));
-    let _ = f;
 }
 
 fn downcast(sink: Option<Box<dyn BackupSink>>) -> Box<CountingSink> {

@@ -41,34 +41,12 @@ impl Context {
 
     /// The limits plugins run under.
     pub fn limits(&self, host: Option<&ResolvedHost>) -> RuntimeLimits {
-        let mut limits = RuntimeLimits {
-            memory_bytes: self.config.plugin_memory().bytes(),
-            job_deadline: self.config.plugin_deadline(),
-            ..RuntimeLimits::default()
-        };
-        if let Some(host) = host {
-            limits.client_timeout = host.client_timeout;
-        }
-        limits
+        runtime_limits(&self.config, host)
     }
 
     /// The engine and the plugins (built-in, then the plugin folder).
     pub async fn catalog(&self) -> anyhow::Result<PluginCatalog> {
-        let engine = PluginEngine::new(CompileCache::in_dir(
-            self.config.cache_dir().join("compiled"),
-        ))
-        .map_err(|e| anyhow!("{e:#}"))
-        .context("starting the WebAssembly engine")?;
-        let catalog = PluginCatalog::load(
-            engine,
-            self.limits(None),
-            self.config.plugin_dir().as_deref(),
-        )
-        .await?;
-        for problem in catalog.problems() {
-            eprintln!("warning: plugin not loaded: {}", problem.error);
-        }
-        Ok(catalog)
+        load_catalog(&self.config, true).await
     }
 
     /// A host of the config.
@@ -121,7 +99,40 @@ impl Context {
     }
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+/// The limits plugins run under, from the config (and the host's client timeout).
+pub fn runtime_limits(config: &Config, host: Option<&ResolvedHost>) -> RuntimeLimits {
+    let mut limits = RuntimeLimits {
+        memory_bytes: config.plugin_memory().bytes(),
+        job_deadline: config.plugin_deadline(),
+        ..RuntimeLimits::default()
+    };
+    if let Some(host) = host {
+        limits.client_timeout = host.client_timeout;
+    }
+    limits
+}
+
+/// The engine (with the config's compile cache) and the built-in plugins, plus the config's
+/// plugin folder when `with_folder`.
+pub async fn load_catalog(config: &Config, with_folder: bool) -> anyhow::Result<PluginCatalog> {
+    let engine = PluginEngine::new(CompileCache::in_dir(config.cache_dir().join("compiled")))
+        .map_err(|e| anyhow!("{e:#}"))
+        .context("starting the WebAssembly engine")?;
+    let folder = if with_folder {
+        config.plugin_dir()
+    } else {
+        None
+    };
+    let catalog =
+        PluginCatalog::load(engine, runtime_limits(config, None), folder.as_deref()).await?;
+    for problem in catalog.problems() {
+        eprintln!("warning: plugin not loaded: {}", problem.error);
+    }
+    Ok(catalog)
+}
+
+/// The config folder, or the built-in quick start when the default folder does not exist.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if cli.config.exists() {
         return Ok(Config::load(&cli.config)?);
     }

@@ -24,10 +24,6 @@ pub struct Cli {
     #[arg(long, global = true, default_value = DEFAULT_CONFIG, env = "HOARD_CONFIG")]
     pub config: PathBuf,
 
-    /// Where compiled plugins are cached (default: `$XDG_CACHE_HOME/hoard` or `~/.cache/hoard`).
-    #[arg(long, global = true, env = "HOARD_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,23 +53,6 @@ impl Cli {
     /// quick start).
     pub fn config_is_default(&self) -> bool {
         self.config == std::path::Path::new(DEFAULT_CONFIG)
-    }
-
-    /// The plugin folder: `plugins/` in the config folder.
-    pub fn plugin_dir(&self) -> PathBuf {
-        self.config.join("plugins")
-    }
-
-    /// The compile cache folder.
-    pub fn cache_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.cache_dir {
-            return dir.clone();
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("hoard")
     }
 
     /// Runs the command.

@@ -3,14 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Subcommand;
 
 use super::Cli;
+use super::context::{load_catalog, load_config};
 use crate::plugin::bindings::{Capability, Metadata, PluginInfo};
-use crate::plugin::cache::CompileCache;
 use crate::plugin::catalog::{LoadedPlugin, PluginSource};
-use crate::plugin::{PluginCatalog, PluginEngine, RuntimeLimits};
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]
@@ -33,14 +31,10 @@ pub enum PluginCommand {
 
 /// Runs a plugin command.
 pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
-    let engine = PluginEngine::new(CompileCache::in_dir(cli.cache_dir().join("compiled")))
-        .map_err(|e| anyhow::anyhow!("{e:#}"))
-        .context("starting the WebAssembly engine")?;
+    let config = load_config(cli)?;
     match command {
         PluginCommand::List { json } => {
-            let plugin_dir = cli.plugin_dir();
-            let catalog =
-                PluginCatalog::load(engine, RuntimeLimits::default(), Some(&plugin_dir)).await?;
+            let catalog = load_catalog(&config, true).await?;
             let plugins: Vec<&Arc<LoadedPlugin>> = catalog.plugins().collect();
             if *json {
                 let list: Vec<_> = plugins.iter().map(|p| plugin_json(p)).collect();
@@ -84,11 +78,14 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                 if plugins.is_empty() {
                     println!("(no plugins)");
                 }
-                eprintln!("plugin folder: {}", plugin_dir.display());
+                match config.plugin_dir() {
+                    Some(dir) => eprintln!("plugin folder: {}", dir.display()),
+                    None => eprintln!("plugin folder: none (built-in quick start)"),
+                }
             }
         }
         PluginCommand::Inspect { file, json } => {
-            let catalog = PluginCatalog::load(engine, RuntimeLimits::default(), None).await?;
+            let catalog = load_catalog(&config, false).await?;
             let plugin = catalog.load_file(file).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&plugin_json(&plugin))?);

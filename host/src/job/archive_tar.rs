@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 
+use super::share::relative_to;
 use hoard_pool::{Entry, EntryKind, SnapshotReader};
 use tar::{EntryType, Header};
 
@@ -24,18 +25,6 @@ pub struct ArchiveSummary {
     pub entries: u64,
     /// Content bytes written.
     pub bytes: u64,
-}
-
-fn relative<'a>(source: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
-    if source.is_empty() {
-        return Some(path);
-    }
-    let rest = path.strip_prefix(source)?;
-    if rest.is_empty() {
-        Some(rest)
-    } else {
-        rest.strip_prefix(b"/")
-    }
 }
 
 /// A time as a PAX decimal: the nanoseconds count forward from `seconds`, so a time before
@@ -111,7 +100,7 @@ pub fn write_tar(
     let mut buffer = vec![0u8; 1 << 20];
     for entry in reader.walk(source) {
         let entry = entry?;
-        let Some(rel) = relative(source, &entry.path) else {
+        let Some(rel) = relative_to(source, &entry.path) else {
             continue;
         };
         let mut name = b"./".to_vec();
@@ -121,7 +110,7 @@ pub fn write_tar(
             EntryKind::Directory => (EntryType::Directory, None, 0),
             EntryKind::Symlink { target } => (EntryType::Symlink, Some(target.clone()), 0),
             EntryKind::Hardlink { target } => {
-                let Some(target_rel) = relative(source, target) else {
+                let Some(target_rel) = relative_to(source, target) else {
                     continue;
                 };
                 let mut link = b"./".to_vec();

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use super::share::relative_to;
 use hoard_pool::{Entry, EntryKind, SnapshotReader, Timestamp};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
@@ -37,18 +38,6 @@ pub struct RestoreSummary {
     pub bytes: u64,
     /// Entries that could not be restored (each reported through the callback).
     pub errors: u64,
-}
-
-fn relative<'a>(source: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
-    if source.is_empty() {
-        return Some(path);
-    }
-    let rest = path.strip_prefix(source)?;
-    if rest.is_empty() {
-        Some(rest)
-    } else {
-        rest.strip_prefix(b"/")
-    }
 }
 
 fn timespec(t: Timestamp) -> Timespec {
@@ -84,7 +73,7 @@ pub fn restore_to_directory(
 
     for entry in reader.walk(source) {
         let entry = entry?;
-        let Some(rel) = relative(source, &entry.path).map(<[u8]>::to_vec) else {
+        let Some(rel) = relative_to(source, &entry.path).map(<[u8]>::to_vec) else {
             continue;
         };
         match restore_entry(reader, &root, &rel, &entry, as_root, &mut buffer, source) {
@@ -241,7 +230,7 @@ fn restore_entry(
         }
         EntryKind::Hardlink { target } => {
             clear_way(&dir, &name, false)?;
-            let Some(target_rel) = relative(source, target) else {
+            let Some(target_rel) = relative_to(source, target) else {
                 return Err(std::io::Error::other(
                     "hard link to a file outside the restored tree",
                 ));

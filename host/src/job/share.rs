@@ -37,8 +37,9 @@ fn join(prefix: &[u8], path: &[u8]) -> Vec<u8> {
     }
 }
 
-/// `path` relative to `prefix`, if it is inside it.
-fn strip<'a>(prefix: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
+/// `path` relative to `prefix`, if it is inside it (`prefix` itself gives the empty path);
+/// the one place a snapshot path is made relative to a subtree.
+pub fn relative_to<'a>(prefix: &[u8], path: &'a [u8]) -> Option<&'a [u8]> {
     if prefix.is_empty() {
         return Some(path);
     }
@@ -59,9 +60,9 @@ fn entry_into(prefix: &[u8], mut entry: Entry) -> Entry {
 }
 
 fn entry_out_of(prefix: &[u8], mut entry: Entry) -> Option<Entry> {
-    entry.path = strip(prefix, &entry.path)?.to_vec();
+    entry.path = relative_to(prefix, &entry.path)?.to_vec();
     if let EntryKind::Hardlink(target) = &mut entry.kind {
-        *target = strip(prefix, target)?.to_vec();
+        *target = relative_to(prefix, target)?.to_vec();
     }
     Some(entry)
 }
@@ -193,8 +194,8 @@ mod tests {
         assert_eq!(share_prefix(b"C$"), b"C$");
         assert_eq!(join(b"home", b""), b"home");
         assert_eq!(join(b"home", b"a/b"), b"home/a/b");
-        assert_eq!(strip(b"home", b"home/a"), Some(&b"a"[..]));
-        assert_eq!(strip(b"home", b"homes/a"), None);
-        assert_eq!(strip(b"home", b"home"), Some(&b""[..]));
+        assert_eq!(relative_to(b"home", b"home/a"), Some(&b"a"[..]));
+        assert_eq!(relative_to(b"home", b"homes/a"), None);
+        assert_eq!(relative_to(b"home", b"home"), Some(&b""[..]));
     }
 }
