@@ -62,6 +62,7 @@ struct Recorded {
     entries: BTreeMap<Vec<u8>, Entry>,
     content: BTreeMap<Vec<u8>, Vec<u8>>,
     kept: u64,
+    kept_trees: Vec<Vec<u8>>,
 }
 
 impl Recorded {
@@ -134,8 +135,24 @@ impl BackupSink for RecordingSink {
         out.put(entry, content);
         Ok(())
     }
-    fn keep_tree(&mut self, _path: &[u8]) -> Result<(), SinkError> {
-        Err(SinkError::Protocol("keep-tree not expected".into()))
+    fn keep_tree(&mut self, path: &[u8]) -> Result<(), SinkError> {
+        let reference = self
+            .reference
+            .as_ref()
+            .ok_or_else(|| SinkError::Protocol("no reference".into()))?;
+        if !reference.entries.contains_key(path) {
+            return Err(SinkError::Protocol("not in the reference".into()));
+        }
+        let mut out = self.out.lock().unwrap();
+        out.kept_trees.push(path.to_vec());
+        for p in reference.order.iter().filter(|p| under(p, path)) {
+            out.kept += 1;
+            out.put(
+                reference.entries[p].clone(),
+                reference.content.get(p).cloned(),
+            );
+        }
+        Ok(())
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
@@ -558,11 +575,7 @@ async fn full_backup_restore_and_incremental_round_trip() {
     );
 
     // Incremental: a change, a deletion, a rename of a directory, a new file.
-    let started = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + 1;
+    let started = started_now();
     std::thread::sleep(Duration::from_millis(2100));
     sh(&format!(
         "set -e; cd '{}'; printf changed > docs/a.txt; rm docs/empty; mv {} renamed; printf new > docs/new.txt",
@@ -595,6 +608,82 @@ async fn full_backup_restore_and_incremental_round_trip() {
         summary.bytes < 100_000,
         "unchanged content crossed again: {} bytes\n{log}",
         summary.bytes
+    );
+}
+
+/// Seconds since the epoch, one second from now: a `reference-started` after the last change.
+fn started_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_directories_are_kept_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let share = dir.path().join("share");
+    sh(&format!(
+        "set -e; mkdir -p '{0}/a/b/c' '{0}/d/e' '{0}/a/empty'; cd '{0}'; \
+         printf one > a/b/c/f1; printf two > a/b/f2; printf three > a/x; \
+         printf four > d/e/g; printf five > d/h; printf six > top; ln -s a/x link",
+        share.display()
+    ));
+    let (run, full) = backup(&share, BackupLevel::Full, None, vec![], tar_path(), vec![]).await;
+    let log = log_text(&run);
+    run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+
+    // No change: the whole share is one keep-tree and no content moves.
+    let started = started_now();
+    std::thread::sleep(Duration::from_millis(2100));
+    let job_settings = || {
+        settings(&[
+            ("reference-started", started.to_string()),
+            ("time-margin", "0".into()),
+        ])
+    };
+    let (run, same) = backup(
+        &share,
+        BackupLevel::Incremental,
+        Some(full.clone()),
+        job_settings(),
+        tar_path(),
+        vec![],
+    )
+    .await;
+    let log = log_text(&run);
+    let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(same.kept_trees, vec![Vec::<u8>::new()], "{log}");
+    assert_eq!(summary.bytes, 0, "{log}");
+    assert_eq!(summary.entries, full.entries.len() as u64 - 1, "{log}");
+    assert_same(
+        &disk_tree(&share),
+        &recorded_tree(&same),
+        "no-change incremental",
+    );
+
+    // A change deep in `d`: `a` is kept whole, `d`, `d/e` and the root are rebuilt, the
+    // changed file read, the other names kept one by one.
+    sh(&format!("printf changed > '{}/d/e/g'", share.display()));
+    let (run, changed) = backup(
+        &share,
+        BackupLevel::Incremental,
+        Some(full.clone()),
+        job_settings(),
+        tar_path(),
+        vec![],
+    )
+    .await;
+    let log = log_text(&run);
+    let summary = run.result.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(changed.kept_trees, vec![b"a".to_vec()], "{log}");
+    assert_eq!(summary.bytes, "changed".len() as u64, "{log}");
+    assert_eq!(changed.content[&b"d/e/g"[..]], b"changed");
+    assert_same(
+        &disk_tree(&share),
+        &recorded_tree(&changed),
+        "incremental after a change",
     );
 }
 

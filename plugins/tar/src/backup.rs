@@ -1,39 +1,36 @@
 //! A backup: GNU tar's stream read member by member and handed to the sink.
 //!
-//! Full: one archive run of the whole share. Incremental: a listing run (every name, no
-//! content), an archive run with `--newer` (every directory and whatever changed since the
-//! reference started, minus a margin), then the names the listing has and the archive run did
-//! not: kept from the reference when it has them, fetched by a last archive run of exactly
-//! those names when it does not (renamed or moved files). Whatever is in neither (deleted on
-//! the client) is simply not in the new backup.
+//! Full: one archive run of the whole share. Incremental: see [`crate::incremental`], which
+//! uses the archive reading here with its directories held back.
 
 use hoard_plugin_sdk::transport::hoard::plugin::types::{
     BackupJob, BackupLevel, Entry, EntryKind, Error, JobSummary,
 };
-use hoard_plugin_sdk::transport::hoard::plugin::{job, reference, sink};
+use hoard_plugin_sdk::transport::hoard::plugin::{job, sink};
 
-use crate::command::{Settings, TarOptions, Verdict, fetch_lists, selection_list, unescape};
+use crate::command::{Settings, TarOptions, Verdict, selection_list, unescape};
 use crate::convert::{Seen, Tree, to_entry};
 use crate::header::{
     BLOCK, Extensions, MAX_META, Member, MemberKind, decode, is_zero_block, padded,
     parse_sparse_map,
 };
-use crate::path::member_path;
+use crate::incremental::{self, Held};
+use crate::path::{member_path, parent};
 use crate::process::{TarRun, failed};
-
-/// Largest file list of one fetch run: well under a pipe's buffer, so writing it never waits
-/// on tar.
-const FETCH_LIST_BYTES: usize = 48 << 10;
 /// Zeros written per call for the holes of a sparse file.
 const ZERO_CHUNK: usize = 64 << 10;
 
 /// A backup in progress: the tree so far and the figures of the summary.
-struct Backup {
-    tree: Tree,
-    entries: u64,
+pub struct Backup {
+    /// What was emitted so far, for the tree rules.
+    pub tree: Tree,
+    /// Entries emitted.
+    pub entries: u64,
     bytes: u64,
     errors: u64,
     partial: bool,
+    /// During an incremental's archive run: its directories, held back.
+    pub held: Option<Held>,
 }
 
 fn protocol(message: impl std::fmt::Display) -> Error {
@@ -41,14 +38,15 @@ fn protocol(message: impl std::fmt::Display) -> Error {
 }
 
 impl Backup {
-    fn progress(&self) {
+    /// Reports progress now and then.
+    pub fn progress(&self) {
         if self.entries.is_multiple_of(256) {
             job::progress(self.entries, self.bytes);
         }
     }
 
     /// One entry left out: logged, counted, the backup marked partial.
-    fn refuse(&mut self, message: &str) {
+    pub fn refuse(&mut self, message: &str) {
         job::log(job::Level::Error, &format!("left out: {message}"));
         self.errors += 1;
         self.partial = true;
@@ -128,6 +126,16 @@ impl Backup {
         } else {
             Seen::Other
         };
+        if let Some(held) = &mut self.held {
+            if seen == Seen::Directory {
+                self.tree.insert(&path, seen);
+                held.directories.insert(path, entry);
+                return run.skip(padded(member.data_size));
+            }
+            if let Some(dir) = parent(&path) {
+                held.touched.insert(dir.to_vec());
+            }
+        }
         let stored = if member.kind == MemberKind::File && member.data_size > 0 {
             self.file(run, &member, entry)?
         } else {
@@ -239,8 +247,27 @@ fn read_sparse_map(run: &mut TarRun, member: &Member) -> Result<crate::header::S
     }
 }
 
+impl Backup {
+    /// Adds a directory held back during an incremental; `false` when the host refused it.
+    pub fn add_directory(&mut self, entry: Entry) -> Result<bool, Error> {
+        let path = entry.path.clone();
+        let stored = self.sink_result(&path, sink::add(&entry))?;
+        if stored {
+            self.progress();
+        }
+        Ok(stored)
+    }
+
+    /// Records an entry kept from the reference.
+    pub fn note_kept(&mut self, path: &[u8]) {
+        self.tree.insert(path, Seen::Other);
+        self.entries += 1;
+        self.progress();
+    }
+}
+
 /// Runs tar once and reads its archive; returns whether the run ended well enough.
-fn archive_run(
+pub fn archive_run(
     backup: &mut Backup,
     argv: &[Vec<u8>],
     list: &[u8],
@@ -266,7 +293,7 @@ fn archive_run(
 }
 
 /// The listing run of an incremental: every name under the selection.
-fn listing(options: &TarOptions, list: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+pub fn listing(options: &TarOptions, list: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
     let mut run = TarRun::start(&options.listing_argv(), list, false, true, "tar listing")?;
     let mut names = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -317,6 +344,7 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
         bytes: 0,
         errors: 0,
         partial: false,
+        held: None,
     };
     let newer = match (job.level, job.has_reference, settings.newer_than()) {
         (BackupLevel::Incremental, true, Some(newer)) => Some(newer),
@@ -331,7 +359,7 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
     };
     match newer {
         None => archive_run(&mut backup, &options.archive_argv(None), &list, "tar")?,
-        Some(newer) => incremental(&mut backup, &options, &list, newer)?,
+        Some(newer) => incremental::run(&mut backup, &options, &list, newer)?,
     }
     job::progress(backup.entries, backup.bytes);
     Ok(JobSummary {
@@ -340,86 +368,4 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
         errors: backup.errors,
         partial: backup.partial,
     })
-}
-
-fn incremental(
-    backup: &mut Backup,
-    options: &TarOptions,
-    list: &[u8],
-    newer: i64,
-) -> Result<(), Error> {
-    job::log(
-        job::Level::Info,
-        &format!("incremental: content changed after {newer} (seconds since the epoch)"),
-    );
-    let listed = listing(options, list)?;
-    archive_run(backup, &options.archive_argv(Some(newer)), list, "tar")?;
-    let mut fetch = Vec::new();
-    let mut links = Vec::new();
-    let mut kept = 0u64;
-    for path in listed {
-        if backup.tree.get(&path).is_some() {
-            continue;
-        }
-        if job::cancelled() {
-            return Err(Error::Cancelled);
-        }
-        if let Err(refused) = backup.tree.check_parent(&path) {
-            backup.refuse(&refused.0);
-            continue;
-        }
-        match reference::lookup(&path)? {
-            Some(entry) if matches!(entry.kind, EntryKind::Directory) => {}
-            Some(entry) if matches!(entry.kind, EntryKind::Hardlink(_)) => links.push(entry),
-            Some(entry) => {
-                if keep(backup, entry)? {
-                    kept += 1;
-                } else {
-                    fetch.push(path);
-                }
-            }
-            None => fetch.push(path),
-        }
-    }
-    for entry in links {
-        let path = entry.path.clone();
-        if !keep(backup, entry)? {
-            fetch.push(path);
-        }
-    }
-    job::log(
-        job::Level::Info,
-        &format!(
-            "incremental: {kept} unchanged entries kept from the reference, {} fetched again",
-            fetch.len()
-        ),
-    );
-    for batch in fetch_lists(&fetch, FETCH_LIST_BYTES) {
-        archive_run(backup, &options.fetch_argv(), &batch, "tar fetch")?;
-    }
-    Ok(())
-}
-
-/// Keeps one unchanged entry of the reference; `false` when the host refused it.
-fn keep(backup: &mut Backup, entry: Entry) -> Result<bool, Error> {
-    let path = entry.path.clone();
-    match sink::keep(&entry) {
-        Ok(()) => {
-            backup.tree.insert(&path, Seen::Other);
-            backup.entries += 1;
-            backup.progress();
-            Ok(true)
-        }
-        Err(Error::Protocol(m)) => {
-            job::log(
-                job::Level::Debug,
-                &format!(
-                    "{}: not kept ({m}), fetched again",
-                    String::from_utf8_lossy(&path)
-                ),
-            );
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
 }

@@ -2,7 +2,8 @@
 //! stream is parsed here, and entries and content go to the host's sink; a restore writes a
 //! tar stream built from the snapshot to `tar -x` on the client. See `docs/tar.md`.
 //!
-//! - [`backup`]: full and incremental backups (listing, `--newer`, keep or fetch).
+//! - [`backup`]: reading tar's archive stream into the sink; full backups.
+//! - [`incremental`]: listing, `--newer`, and what did not change kept from the reference.
 //! - [`restore`]: the snapshot as a tar stream to `tar -x`.
 //! - [`process`]: one tar run, its streams and its verdict.
 //! - [`command`]: the argument lists, file lists, tar's messages and the settings.
@@ -15,6 +16,7 @@ pub mod backup;
 pub mod command;
 pub mod convert;
 pub mod header;
+pub mod incremental;
 pub mod path;
 pub mod pax;
 pub mod process;
