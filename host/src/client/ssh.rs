@@ -168,6 +168,7 @@ impl SshClient {
             keepalive_interval: Some(KEEPALIVE_INTERVAL),
             preferred: Preferred {
                 key: Cow::Owned(host_key_algorithms(s)?),
+                cipher: Cow::Borrowed(cipher_preference()),
                 ..Preferred::default()
             },
             ..client::Config::default()
@@ -425,6 +426,40 @@ fn recorded_host_keys(
             message: format!("cannot read {}: {error}", known_hosts.display()),
         })?;
     Ok(recorded.into_iter().map(|(_line, key)| key).collect())
+}
+
+/// The ciphers to offer, best first. Backups move bulk data, so where the CPU has AES
+/// instructions AES-GCM comes first: on this kind of machine it moves a loopback stream
+/// several times faster than ChaCha20-Poly1305 (`scripts/bench-ssh.sh`), and the server
+/// side (OpenSSH) gains as much. Without them, ChaCha20-Poly1305 is the faster and safer
+/// choice, as russh's default order has it.
+fn cipher_preference() -> &'static [russh::cipher::Name] {
+    use russh::cipher::{AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
+    const AES_FIRST: &[russh::cipher::Name] =
+        &[AES_256_GCM, AES_128_GCM, CHACHA20_POLY1305, AES_256_CTR];
+    if has_aes_instructions() {
+        AES_FIRST
+    } else {
+        &Preferred::DEFAULT.cipher
+    }
+}
+
+/// Whether the CPU has hardware AES and carry-less multiplication (what fast GCM needs).
+fn has_aes_instructions() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
 }
 
 /// The host key algorithms to offer: all supported ones for a new host, else only those of

@@ -2,10 +2,12 @@
 //! [`SnapshotWriter`] that runs on its own thread, so hashing, chunking and compression
 //! overlap with the transfer (the plugin and ssh on one core, the pool on the other).
 //!
-//! Content flows one way through a bounded channel (memory stays bounded whatever the file
-//! size); every other call waits for the writer's answer, so a refused entry is reported to
-//! the plugin at the call that caused it. A write failure is reported at the next call and
-//! at `finish`.
+//! Entries and content flow one way through a bounded channel (memory stays bounded whatever
+//! the file size), so the plugin reads the next file while the writer stores the last one.
+//! What the plugin sent wrong (a path with `..`) is found before sending, so it is still
+//! reported at the call that caused it; a storage failure in the writer is reported at the
+//! next call and at commit. `keep` and `keep-tree` depend on the reference, so they wait for
+//! the writer's answer.
 
 use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -17,18 +19,18 @@ use super::convert::to_pool;
 use crate::plugin::bindings::Entry;
 use crate::plugin::imports::sink::{BackupSink, SinkError};
 
-/// Content messages in flight at most (each at most 1 MiB from the runtime).
-const QUEUE: usize = 16;
+/// Messages in flight at most (content: each at most 1 MiB from the runtime).
+const QUEUE: usize = 32;
 
 type Reply<T> = SyncSender<Result<T, SinkError>>;
 
 enum Command {
-    Add(Entry, Reply<()>),
+    Add(hoard_pool::Entry),
     Keep(Entry, Reply<()>),
     KeepTree(Vec<u8>, Reply<()>),
-    BeginFile(Entry, Reply<()>),
+    BeginFile(hoard_pool::Entry),
     Write(Vec<u8>),
-    Finish(Reply<()>),
+    Finish,
     Abandon,
     Commit(CommitInfo, Reply<SnapshotInfo>),
 }
@@ -118,6 +120,17 @@ impl Drop for PoolSink {
     }
 }
 
+/// The entry in the pool's terms, its paths checked here so that a bad one is refused at the
+/// plugin's call, not later in the writer.
+fn checked(entry: Entry) -> Result<hoard_pool::Entry, SinkError> {
+    let entry = to_pool(entry);
+    hoard_pool::normalize_path(&entry.path).map_err(|e| storage(PoolError::from(e)))?;
+    if let hoard_pool::EntryKind::Hardlink { target } = &entry.kind {
+        hoard_pool::normalize_path(target).map_err(|e| storage(PoolError::from(e)))?;
+    }
+    Ok(entry)
+}
+
 fn run_writer(
     mut writer: SnapshotWriter,
     commands: Receiver<Command>,
@@ -130,8 +143,10 @@ fn run_writer(
     };
     while let Ok(command) = commands.recv() {
         match command {
-            Command::Add(entry, reply) => {
-                let _ = reply.send(writer.add(to_pool(entry)).map_err(storage));
+            Command::Add(entry) => {
+                if let Err(e) = writer.add(entry) {
+                    fail(&e);
+                }
             }
             Command::Keep(entry, reply) => {
                 let _ = reply.send(writer.keep(to_pool(entry)).map_err(storage));
@@ -139,14 +154,11 @@ fn run_writer(
             Command::KeepTree(path, reply) => {
                 let _ = reply.send(writer.keep_tree(&path).map_err(storage));
             }
-            Command::BeginFile(entry, reply) => {
-                let mut file = match writer.begin_file(to_pool(entry)) {
-                    Ok(file) => {
-                        let _ = reply.send(Ok(()));
-                        file
-                    }
+            Command::BeginFile(entry) => {
+                let mut file = match writer.begin_file(entry) {
+                    Ok(file) => file,
                     Err(e) => {
-                        let _ = reply.send(Err(storage(e)));
+                        fail(&e);
                         continue;
                     }
                 };
@@ -161,12 +173,12 @@ fn run_writer(
                                 write_error = Some(e);
                             }
                         }
-                        Ok(Command::Finish(reply)) => {
-                            let result = match write_error.take() {
-                                Some(e) => Err(SinkError::Storage(e.to_string())),
-                                None => file.finish().map(drop).map_err(storage),
-                            };
-                            let _ = reply.send(result);
+                        Ok(Command::Finish) => {
+                            if write_error.is_none()
+                                && let Err(e) = file.finish()
+                            {
+                                fail(&e);
+                            }
                             break;
                         }
                         Ok(Command::Abandon) | Err(_) => break,
@@ -181,7 +193,7 @@ fn run_writer(
                 let _ = reply.send(writer.commit(info).map_err(storage));
                 return;
             }
-            Command::Write(_) | Command::Finish(_) | Command::Abandon => {
+            Command::Write(_) | Command::Finish | Command::Abandon => {
                 fail(&"content arrived with no open file");
             }
         }
@@ -190,11 +202,13 @@ fn run_writer(
 
 impl BackupSink for PoolSink {
     fn add(&mut self, entry: Entry) -> Result<(), SinkError> {
-        self.ask(|reply| Command::Add(entry, reply))
+        let entry = checked(entry)?;
+        self.send(Command::Add(entry))
     }
 
     fn begin_file(&mut self, entry: Entry) -> Result<(), SinkError> {
-        self.ask(|reply| Command::BeginFile(entry, reply))
+        let entry = checked(entry)?;
+        self.send(Command::BeginFile(entry))
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
@@ -202,7 +216,7 @@ impl BackupSink for PoolSink {
     }
 
     fn finish_file(&mut self, _size: u64) -> Result<(), SinkError> {
-        self.ask(Command::Finish)
+        self.send(Command::Finish)
     }
 
     fn abandon_file(&mut self) {
