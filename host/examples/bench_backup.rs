@@ -46,6 +46,23 @@ fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
     (wall, after.cpu - before.cpu)
 }
 
+/// How many times the short runs (no-change incremental, second rsync) are repeated.
+const RUNS: usize = 5;
+
+/// The run with the median wall time.
+fn median(mut runs: Vec<(Duration, Duration)>) -> (Duration, Duration) {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// The wall times of `runs`, for the record.
+fn walls(runs: &[(Duration, Duration)]) -> String {
+    runs.iter()
+        .map(|(wall, _)| format!("{wall:.2?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn du(path: &Path) -> u64 {
     let output = Command::new("du")
         .arg("-sb")
@@ -163,7 +180,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (full_wall, full_cpu) = timed("full backup", &mut backup("--full"));
     let full_rss = children_usage().max_rss_kib;
     let pool_after_full = du(&pool);
-    let (incr_wall, incr_cpu) = timed("incremental backup", &mut backup("--incr"));
+    // The short runs are repeated and their median taken: one run is at the mercy of noise.
+    let incrementals: Vec<_> = (0..RUNS)
+        .map(|_| timed("incremental backup", &mut backup("--incr")))
+        .collect();
+    let (incr_wall, incr_cpu) = median(incrementals.clone());
     let pool_after_incr = du(&pool);
 
     let (tar_wall, tar_cpu) = timed(
@@ -182,13 +203,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .arg(format!("{}/", tree.display()))
             .arg(&copy),
     );
-    let (rsync_wall, rsync_cpu) = timed(
-        "rsync second",
-        Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", tree.display()))
-            .arg(&copy),
-    );
+    let rsyncs: Vec<_> = (0..RUNS)
+        .map(|_| {
+            timed(
+                "rsync second",
+                Command::new("rsync")
+                    .arg("-a")
+                    .arg(format!("{}/", tree.display()))
+                    .arg(&copy),
+            )
+        })
+        .collect();
+    let (rsync_wall, rsync_cpu) = median(rsyncs.clone());
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
@@ -201,11 +227,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pool_after_full as f64 / tree_bytes as f64
     );
     println!(
-        "no-change incremental:    wall {incr_wall:.2?}, hoard CPU {incr_cpu:.2?}; pool grew {:.2} MiB",
+        "no-change incremental:    wall {incr_wall:.2?}, hoard CPU {incr_cpu:.2?} (median of {RUNS}: {}); pool grew {:.2} MiB",
+        walls(&incrementals),
         mib(pool_after_incr - pool_after_full)
     );
     println!("tar -cf - | zstd -3:      wall {tar_wall:.2?}, CPU {tar_cpu:.2?}");
-    println!("second rsync -a (no change): wall {rsync_wall:.2?}, CPU {rsync_cpu:.2?}");
+    println!(
+        "second rsync -a (no change): wall {rsync_wall:.2?}, CPU {rsync_cpu:.2?} (median of {RUNS}: {})",
+        walls(&rsyncs)
+    );
     println!(
         "ratios: full / tar pipeline = {:.2} (target <= 1.5); no-change incremental / rsync = {:.2} (target <= 2)",
         full_wall.as_secs_f64() / tar_wall.as_secs_f64(),

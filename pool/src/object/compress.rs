@@ -1,6 +1,7 @@
 //! Per-object compression with zstd; objects that do not shrink are stored raw.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 /// A reusable zstd compressor at a fixed level.
 pub struct Compressor {
@@ -41,9 +42,23 @@ impl Compressor {
     }
 }
 
+thread_local! {
+    /// One decompression context per thread: making one zeroes over 100 KiB, more than
+    /// decompressing a small directory object costs.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
 /// Decompresses an object whose plain size is `plain_len`.
 pub fn decompress(stored: &[u8], plain_len: usize) -> std::io::Result<Vec<u8>> {
-    let out = zstd::bulk::decompress(stored, plain_len)?;
+    let out = DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let decompressor = match &mut *slot {
+            Some(d) => d,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(stored, plain_len)
+    })?;
     if out.len() != plain_len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
