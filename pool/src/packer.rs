@@ -1,16 +1,17 @@
 //! Storing objects for one writer: hash, deduplicate against the index (claiming what it
-//! reuses), compress, append to the writer's own pack, and publish each full pack to the
-//! index only after it is durable. A full pack is made durable and published on a helper
-//! thread while the writer goes on filling the next one; commit waits for it.
+//! reuses), compress (on worker threads, see [`CompressWorkers`]), append to the writer's own
+//! pack, and publish each full pack to the index only after it is durable. A full pack is
+//! made durable and published on a helper thread while the writer goes on filling the next
+//! one; commit waits for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::PoolError;
 use crate::index::{Index, ObjectTable};
 use crate::inflight::{Claims, ClaimsHandle, lock};
-use crate::object::{Compressor, ObjectId, ObjectKind};
+use crate::object::{CompressWorkers, Compressed, ObjectId, ObjectKind};
 use crate::pack::{FinishedPack, ObjectLocation, PackId, PackWriter};
 use crate::pool::PoolInner;
 
@@ -38,7 +39,9 @@ type Publishing = (
 pub(crate) struct Packer {
     pool: Arc<PoolInner>,
     claims: ClaimsHandle,
-    compressor: Compressor,
+    compress: CompressWorkers,
+    /// Objects handed to the compression workers and not yet appended to a pack.
+    compressing: HashSet<ObjectId>,
     current: Option<PackWriter>,
     pending: HashMap<ObjectId, ObjectLocation>,
     /// The previous pack, being made durable and published by a helper thread.
@@ -51,13 +54,14 @@ pub(crate) struct Packer {
 impl Packer {
     /// A packer registered with the pool's claims.
     pub(crate) fn new(pool: Arc<PoolInner>, claims: ClaimsHandle) -> Result<Packer, PoolError> {
-        let compressor = Compressor::new(pool.options.zstd_level).map_err(|e| {
+        let compress = CompressWorkers::start(pool.options.zstd_level).map_err(|e| {
             PoolError::InvalidOptions(format!("zstd level {}: {e}", pool.options.zstd_level))
         })?;
         Ok(Packer {
             pool,
             claims,
-            compressor,
+            compress,
+            compressing: HashSet::new(),
             current: None,
             pending: HashMap::new(),
             publishing: None,
@@ -91,13 +95,15 @@ impl Packer {
     }
 
     /// Stores `plain` (unless already present) and returns its id and whether it was new.
+    /// A new object is compressed in the background; [`Packer::flush`] waits for it.
     pub(crate) fn store(
         &mut self,
         kind: ObjectKind,
         plain: &[u8],
     ) -> Result<(ObjectId, bool), PoolError> {
         let id = ObjectId::of(plain);
-        if self.pending.contains_key(&id)
+        if self.compressing.contains(&id)
+            || self.pending.contains_key(&id)
             || self
                 .publishing
                 .as_ref()
@@ -112,12 +118,29 @@ impl Packer {
                 return Ok((id, false));
             }
         }
-        let plain_len = u32::try_from(plain.len())
-            .map_err(|_| PoolError::InvalidOptions(format!("object {id} larger than 4 GiB")))?;
-        let (compressed, stored) = self
-            .compressor
-            .compress(plain)
+        if u32::try_from(plain.len()).is_err() {
+            return Err(PoolError::InvalidOptions(format!(
+                "object {id} larger than 4 GiB"
+            )));
+        }
+        self.compress
+            .submit(id, kind, plain.to_vec())
             .map_err(|e| PoolError::InvalidOptions(format!("zstd: {e}")))?;
+        self.compressing.insert(id);
+        while let Some(done) = self.compress.try_next() {
+            self.append(done)?;
+        }
+        Ok((id, true))
+    }
+
+    /// Appends one compressed object to the current pack (opening one if needed), handing
+    /// the pack to the publisher once it is full.
+    fn append(&mut self, done: std::io::Result<Compressed>) -> Result<(), PoolError> {
+        let done = done.map_err(|e| PoolError::InvalidOptions(format!("zstd: {e}")))?;
+        self.compressing.remove(&done.id);
+        let plain_len = u32::try_from(done.plain_len).map_err(|_| {
+            PoolError::InvalidOptions(format!("object {} larger than 4 GiB", done.id))
+        })?;
         if self.current.is_none() {
             let pack = PackId::random();
             {
@@ -133,17 +156,17 @@ impl Packer {
         let Some(writer) = self.current.as_mut() else {
             return Err(PoolError::InvalidOptions("no pack open".into()));
         };
-        let loc = writer.append(id, kind, compressed, plain_len, &stored)?;
-        self.pending.insert(id, loc);
+        let loc = writer.append(done.id, done.kind, done.compressed, plain_len, &done.stored)?;
+        self.pending.insert(done.id, loc);
         self.counters.new_objects += 1;
         self.counters.new_stored_bytes += loc.record_len();
-        if kind == ObjectKind::Data {
-            self.counters.new_data_bytes += plain.len() as u64;
+        if done.kind == ObjectKind::Data {
+            self.counters.new_data_bytes += u64::from(plain_len);
         }
         if writer.len() >= self.pool.options.pack_target_size {
             self.flush_in_background()?;
         }
-        Ok((id, true))
+        Ok(())
     }
 
     /// Waits for the helper thread publishing the previous pack, if any.
@@ -179,6 +202,9 @@ impl Packer {
 
     /// Makes every pack durable and records it in the index; returns when done.
     pub(crate) fn flush(&mut self) -> Result<(), PoolError> {
+        while let Some(done) = self.compress.next() {
+            self.append(done)?;
+        }
         self.wait_published()?;
         let Some(writer) = self.current.take() else {
             return Ok(());

@@ -3,10 +3,12 @@
 
 mod chunker;
 mod compress;
+mod compress_workers;
 mod id;
 
 pub use chunker::{ChunkParams, Chunker};
 pub use compress::{Compressor, decompress};
+pub(crate) use compress_workers::{CompressWorkers, Compressed};
 pub use id::ObjectId;
 
 /// What an object holds; recorded in the pack and the index so GC and fsck can tell trees
