@@ -6,6 +6,7 @@
 //! - [`plugin`]: the plugin runtime (engine, cache, sandbox, capabilities, the WIT contract's
 //!   host side).
 //! - [`job`]: one backup or restore, from config to pool.
+//! - [`schedule`]: when backups run (BackupPC's rules, as pure decisions).
 //! - [`cli`]: the `hoard` command line.
 
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod client;
 pub mod config;
 pub mod job;
 pub mod plugin;
+pub mod schedule;
