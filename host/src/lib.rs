@@ -7,6 +7,7 @@
 //!   host side).
 //! - [`job`]: one backup or restore, from config to pool.
 //! - [`schedule`]: when backups run (BackupPC's rules, as pure decisions).
+//! - [`server`]: `hoard serve`, the scheduler's loop, control socket and maintenance.
 //! - [`cli`]: the `hoard` command line.
 
 pub mod cli;
@@ -15,3 +16,4 @@ pub mod config;
 pub mod job;
 pub mod plugin;
 pub mod schedule;
+pub mod server;

@@ -11,7 +11,7 @@ use crate::pool::PoolInner;
 use crate::snapshot::catalog;
 
 /// Sizes of a set of snapshots (one host's, or all).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UsageStats {
     /// Snapshots counted.
     pub snapshots: u64,
@@ -32,7 +32,7 @@ pub struct UsageStats {
 }
 
 /// Statistics of the whole pool.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PoolStats {
     /// All snapshots of all hosts (shared objects counted once).
     pub total: UsageStats,

@@ -9,10 +9,11 @@ use anyhow::bail;
 use clap::Args;
 
 use super::Cli;
-use super::context::{Context, backup_plan, client_for};
+use super::context::{Context, backup_plan, client_for, load_config};
 use crate::job::backup::{BackupResources, run_backup};
 use crate::plugin::bindings::BackupLevel;
 use crate::plugin::state::{CancelFlag, Progress};
+use crate::server::control::{Answer, ControlError, Request, ask};
 
 /// Arguments of `hoard backup`.
 #[derive(Debug, Args)]
@@ -28,10 +29,16 @@ pub struct BackupArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run here even when a server runs (which then holds the pool, so this fails).
+    #[arg(long)]
+    pub foreground: bool,
 }
 
 /// Runs `hoard backup`.
 pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
+    if !args.foreground && queued_in_server(cli, args).await? {
+        return Ok(());
+    }
     let context = Context::open(cli)?;
     let host = context.host(&args.host)?;
     let catalog = context.catalog().await?;
@@ -125,6 +132,30 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
         bail!("backup of {}: {failure}", args.host);
     }
     Ok(())
+}
+
+/// Queues the backup into the running server, if one answers; `false` when none runs.
+async fn queued_in_server(cli: &Cli, args: &BackupArgs) -> anyhow::Result<bool> {
+    let config = load_config(cli)?;
+    let full = match (args.full, args.incr) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let request = Request::Backup {
+        host: args.host.clone(),
+        full,
+    };
+    match ask(&config.control_socket(), &request).await {
+        Ok(Answer::Done { message }) => {
+            println!("{message} (see `hoard status`)");
+            Ok(true)
+        }
+        Ok(Answer::Refused { message }) => bail!("{message}"),
+        Ok(Answer::Status(_)) => bail!("the server answered with its status"),
+        Err(ControlError::NotRunning(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A live line of files and bytes, on a terminal only.

@@ -9,13 +9,10 @@ use hoard_pool::{Pool, PoolOptions, SnapshotId, SnapshotInfo};
 
 use super::Cli;
 use crate::client::ClientConnector;
-use crate::client::local::LocalClient;
-use crate::client::ssh::SshClient;
 use crate::config::{Config, ResolvedHost, user_pool_dir};
-use crate::job::backup::{BackupPlan, SharePlan};
-use crate::plugin::bindings::{BackupLevel, Capability};
+use crate::job::prepare::{self, transport_for};
+pub use crate::job::prepare::{backup_plan, runtime_limits};
 use crate::plugin::cache::CompileCache;
-use crate::plugin::catalog::PluginSource;
 use crate::plugin::{CapabilityGrant, LoadedPlugin, PluginCatalog, PluginEngine, RuntimeLimits};
 
 /// The loaded config and what it points at.
@@ -34,8 +31,16 @@ impl Context {
             zstd_level: config.compression_level(),
             ..PoolOptions::default()
         };
-        let pool = Pool::open_or_create(config.pool(), options)
-            .with_context(|| format!("opening the pool at {}", config.pool().display()))?;
+        let pool = match Pool::open_or_create(config.pool(), options) {
+            Err(hoard_pool::PoolError::Locked { path }) => bail!(
+                "the pool at {} is in use by another hoard process (a running `hoard serve`: \
+                 use `hoard status`, and `hoard backup HOST` queues into it)",
+                path.display()
+            ),
+            other => {
+                other.with_context(|| format!("opening the pool at {}", config.pool().display()))?
+            }
+        };
         Ok(Context { config, pool })
     }
 
@@ -54,28 +59,13 @@ impl Context {
         Ok(self.config.host(name)?)
     }
 
-    /// The host's transport plugin and what it may do. Without `grants` in its config, a
-    /// built-in plugin gets what its manifest asks for; a plugin from the folder gets nothing.
+    /// The host's transport plugin and what it may do.
     pub fn transport(
         &self,
         catalog: &PluginCatalog,
         host: &ResolvedHost,
     ) -> anyhow::Result<(Arc<LoadedPlugin>, CapabilityGrant)> {
-        let plugin = catalog.get(&host.transport).cloned().ok_or_else(|| {
-            anyhow!(
-                "host {}: no plugin named {:?} is loaded (see `hoard plugin list`)",
-                host.name,
-                host.transport
-            )
-        })?;
-        let manifest: &[Capability] =
-            if host.grants.is_none() && plugin.source != PluginSource::BuiltIn {
-                &[]
-            } else {
-                &plugin.info.capabilities
-            };
-        let grant = self.config.capability_grant(host, manifest)?;
-        Ok((plugin, grant))
+        Ok(transport_for(&self.config, catalog, host)?)
     }
 
     /// The host's snapshot `number`, or its latest.
@@ -97,19 +87,6 @@ impl Context {
     pub fn resolve_spec(&self, spec: &HostSpec) -> anyhow::Result<SnapshotId> {
         Ok(self.snapshot_info(&spec.host, spec.number)?.id)
     }
-}
-
-/// The limits plugins run under, from the config (and the host's client timeout).
-pub fn runtime_limits(config: &Config, host: Option<&ResolvedHost>) -> RuntimeLimits {
-    let mut limits = RuntimeLimits {
-        memory_bytes: config.plugin_memory().bytes(),
-        job_deadline: config.plugin_deadline(),
-        ..RuntimeLimits::default()
-    };
-    if let Some(host) = host {
-        limits.client_timeout = host.client_timeout;
-    }
-    limits
 }
 
 /// The engine (with the config's compile cache) and the built-in plugins, plus the config's
@@ -150,35 +127,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// How a host is reached.
 pub async fn client_for(host: &ResolvedHost) -> anyhow::Result<Arc<dyn ClientConnector>> {
-    match &host.ssh {
-        None => Ok(Arc::new(LocalClient)),
-        Some(ssh) => Ok(Arc::new(SshClient::new(ssh.clone()).await?)),
-    }
-}
-
-/// What to back up for `host`.
-pub fn backup_plan(host: &ResolvedHost, level: Option<BackupLevel>) -> BackupPlan {
-    let bytes = |s: &str| s.as_bytes().to_vec();
-    BackupPlan {
-        host: host.name.clone(),
-        address: host.address.clone(),
-        shares: host
-            .shares
-            .iter()
-            .map(|share| SharePlan {
-                path: share.as_os_str().as_encoded_bytes().to_vec(),
-                includes: host.includes_for(share).into_iter().map(bytes).collect(),
-                excludes: host.excludes_for(share).into_iter().map(bytes).collect(),
-            })
-            .collect(),
-        one_file_system: host.one_file_system,
-        settings: host
-            .plugin_settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        level,
-    }
+    Ok(prepare::client_for(host).await?)
 }
 
 /// `HOST` or `HOST:N`.

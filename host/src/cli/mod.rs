@@ -8,6 +8,9 @@ pub mod list;
 pub mod ls;
 pub mod plugin;
 pub mod restore;
+pub mod serve;
+pub mod status;
+pub mod stop;
 
 use std::path::PathBuf;
 
@@ -32,8 +35,16 @@ pub struct Cli {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Back up a host now, in the foreground.
+    /// Back up a host now: queued into the running server, or in the foreground.
     Backup(backup::BackupArgs),
+    /// Run the server: scheduler, job queue, nightly maintenance, control socket.
+    Serve(serve::ServeArgs),
+    /// What the running server is doing.
+    Status(status::StatusArgs),
+    /// Stop a host's backup in the running server (and hold its scheduled ones back).
+    Stop(stop::StopArgs),
+    /// Drop a host's waiting backup from the running server's queue.
+    Dequeue(stop::DequeueArgs),
     /// A host's backups.
     List(list::ListArgs),
     /// Browse a backup.
@@ -59,6 +70,10 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
             Command::Backup(args) => backup::run(&self, args).await,
+            Command::Serve(args) => serve::run(&self, args).await,
+            Command::Status(args) => status::run(&self, args).await,
+            Command::Stop(args) => stop::stop(&self, args).await,
+            Command::Dequeue(args) => stop::dequeue(&self, args).await,
             Command::List(args) => list::run(&self, args),
             Command::Ls(args) => ls::run(&self, args),
             Command::Restore(args) => restore::run(&self, args).await,

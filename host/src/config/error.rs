@@ -142,6 +142,12 @@ pub enum Problem {
         /// The host's address.
         address: String,
     },
+    /// A blackout period with hours outside the day or an unknown week day.
+    #[error("`blackout_periods`: {reason}")]
+    InvalidBlackout {
+        /// What is wrong.
+        reason: String,
+    },
     /// A host that is backed up but has no shares.
     #[error(
         "`shares` is empty: nothing to back up (write `backups: \"off\"` for a host kept only for its old backups)"

@@ -35,6 +35,33 @@ pub struct GlobalSettings {
     pub client_paths: BTreeMap<String, AbsolutePath>,
     /// Settings every host gets unless its own file says otherwise.
     pub defaults: HostSettings,
+    /// The server's schedule and limits (`hoard serve`).
+    pub server: ServerSettings,
+}
+
+/// The `server` section of `hoard.ron`: when the scheduler wakes up and what limits it
+/// keeps. Every key may be left out; the defaults are BackupPC's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Hours of the day the scheduler wakes up, fractional allowed; the first one listed
+    /// also runs the nightly maintenance (`WakeupSchedule`, default 1 to 23).
+    pub wakeup_schedule: Option<Vec<f64>>,
+    /// Scheduled backups running at once (`MaxBackups`, 4).
+    pub max_backups: Option<usize>,
+    /// Backups users asked for running at once (`MaxUserBackups`, 4).
+    pub max_user_backups: Option<usize>,
+    /// Scheduled backups are refused while the pool's disk is fuller than this percentage
+    /// (`DfMaxUsagePct`, 95).
+    pub df_max_usage_pct: Option<f64>,
+    /// Longest round trip of the reachability check (`PingMaxMsec`, 20 ms; a TCP connect to
+    /// the transport's port here).
+    pub ping_max_rtt: Option<ConfigDuration>,
+    /// The server's control socket (default `<pool>/control.sock`).
+    pub control_socket: Option<AbsolutePath>,
+    /// Percentage of stored objects the nightly maintenance re-reads and re-hashes
+    /// (default 1).
+    pub nightly_check_pct: Option<u8>,
 }
 
 /// One host's settings as written (`hosts/NAME.ron`), or the `defaults` of `hoard.ron`. A key
@@ -79,6 +106,13 @@ pub struct HostSettings {
     pub full_period: Option<ConfigDuration>,
     /// Time between incremental backups.
     pub incr_period: Option<ConfigDuration>,
+    /// When this host, once usually up, is not backed up on schedule (`BlackoutPeriods`).
+    pub blackout_periods: Option<Vec<crate::schedule::BlackoutPeriod>>,
+    /// Times in a row the host must be seen up before blackouts apply (`BlackoutGoodCnt`, 7).
+    pub blackout_good_count: Option<u32>,
+    /// Times in a row the host must be seen down before that count restarts
+    /// (`BlackoutBadCnt`, 3).
+    pub blackout_bad_count: Option<u32>,
 }
 
 /// The `ssh` settings of a host or of the defaults, every key optional.

@@ -181,6 +181,30 @@ impl Config {
         }
     }
 
+    /// The `server` section of `hoard.ron`.
+    pub fn server_settings(&self) -> &file::ServerSettings {
+        &self.global.server
+    }
+
+    /// Where the running server listens for the CLI.
+    pub fn control_socket(&self) -> PathBuf {
+        self.global
+            .server
+            .control_socket
+            .as_ref()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| self.pool().join("control.sock"))
+    }
+
+    /// Longest round trip of the reachability check.
+    pub fn ping_max_rtt(&self) -> Duration {
+        self.global
+            .server
+            .ping_max_rtt
+            .map(ConfigDuration::get)
+            .unwrap_or(builtin::PING_MAX_RTT)
+    }
+
     /// The pool's zstd level, 1 to 19.
     pub fn compression_level(&self) -> i32 {
         self.global

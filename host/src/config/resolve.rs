@@ -21,6 +21,18 @@ pub mod builtin {
     pub const FULL_PERIOD: Duration = Duration::from_secs(602_208);
     /// `incr_period`: BackupPC's `IncrPeriod` (0.97 days).
     pub const INCR_PERIOD: Duration = Duration::from_secs(83_808);
+    /// `blackout_good_count`: BackupPC's `BlackoutGoodCnt`.
+    pub const BLACKOUT_GOOD_COUNT: u32 = 7;
+    /// `blackout_bad_count`: BackupPC's `BlackoutBadCnt`.
+    pub const BLACKOUT_BAD_COUNT: u32 = 3;
+    /// `server.max_backups`: BackupPC's `MaxBackups`.
+    pub const MAX_BACKUPS: usize = 4;
+    /// `server.max_user_backups`: BackupPC's `MaxUserBackups`.
+    pub const MAX_USER_BACKUPS: usize = 4;
+    /// `server.df_max_usage_pct`: BackupPC's `DfMaxUsagePct`.
+    pub const DF_MAX_USAGE_PCT: f64 = 95.0;
+    /// `server.ping_max_rtt`: BackupPC's `PingMaxMsec`.
+    pub const PING_MAX_RTT: Duration = Duration::from_millis(20);
     /// `one_file_system`: BackupPC's tar and rsync commands pass `--one-file-system`.
     pub const ONE_FILE_SYSTEM: bool = true;
     /// `ssh.user`.
@@ -93,6 +105,12 @@ pub struct ResolvedHost {
     pub full_period: Duration,
     /// Time between incremental backups.
     pub incr_period: Duration,
+    /// Periods without scheduled backups once the host is usually up.
+    pub blackout_periods: Vec<crate::schedule::BlackoutPeriod>,
+    /// Times seen up in a row before blackouts apply.
+    pub blackout_good_count: u32,
+    /// Times seen down in a row before that count restarts.
+    pub blackout_bad_count: u32,
 }
 
 impl ResolvedHost {
@@ -252,6 +270,21 @@ pub(crate) fn resolve(
         );
     }
 
+    let blackout_periods = host
+        .blackout_periods
+        .as_ref()
+        .or(defaults.blackout_periods.as_ref())
+        .cloned()
+        .unwrap_or_else(|| vec![crate::schedule::BlackoutPeriod::office_hours()]);
+    for period in &blackout_periods {
+        if let Some(reason) = period.invalid() {
+            report(
+                origin(host.blackout_periods.is_some()),
+                Problem::InvalidBlackout { reason },
+            );
+        }
+    }
+
     let includes = host
         .includes
         .as_ref()
@@ -346,6 +379,15 @@ pub(crate) fn resolve(
             .unwrap_or_default(),
         full_period: duration(host.full_period, defaults.full_period, builtin::FULL_PERIOD),
         incr_period: duration(host.incr_period, defaults.incr_period, builtin::INCR_PERIOD),
+        blackout_periods,
+        blackout_good_count: host
+            .blackout_good_count
+            .or(defaults.blackout_good_count)
+            .unwrap_or(builtin::BLACKOUT_GOOD_COUNT),
+        blackout_bad_count: host
+            .blackout_bad_count
+            .or(defaults.blackout_bad_count)
+            .unwrap_or(builtin::BLACKOUT_BAD_COUNT),
     })
 }
 

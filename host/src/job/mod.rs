@@ -5,6 +5,7 @@
 //! - [`restore_remote`]: a restore to a client through its transport plugin.
 //! - [`backup`]: one backup of one host, share by share, into one snapshot.
 //! - [`log_store`]: job logs kept beside the pool.
+//! - [`prepare`]: a host's plan, client, limits and transport, from its config.
 //! - [`convert`]: the contract's entries ↔ the pool's entries.
 //! - [`pool_sink`]: a plugin's backup into a pool snapshot (a writer thread).
 //! - [`pool_source`]: a pool snapshot read by a plugin (reference, restore).
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod log_store;
 pub mod pool_sink;
 pub mod pool_source;
+pub mod prepare;
 pub mod restore_local;
 pub mod restore_remote;
 pub mod share;

@@ -21,6 +21,9 @@ pub struct BlackoutPeriod {
     pub week_days: Vec<u8>,
 }
 
+/// Hours are checked to lie within 0..=24 when the config loads, so they are never NaN.
+impl Eq for BlackoutPeriod {}
+
 impl BlackoutPeriod {
     /// BackupPC's default: 07:00 to 19:30, Monday to Friday.
     pub fn office_hours() -> BlackoutPeriod {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{BackupMode, builtin};
+use crate::config::{BackupMode, Config, ResolvedHost, builtin};
 
 use super::BlackoutPeriod;
 
@@ -33,8 +33,22 @@ impl Default for SchedulePolicy {
             full_period: builtin::FULL_PERIOD,
             incr_period: builtin::INCR_PERIOD,
             blackout_periods: vec![BlackoutPeriod::office_hours()],
-            blackout_good_count: 7,
-            blackout_bad_count: 3,
+            blackout_good_count: builtin::BLACKOUT_GOOD_COUNT,
+            blackout_bad_count: builtin::BLACKOUT_BAD_COUNT,
+        }
+    }
+}
+
+impl SchedulePolicy {
+    /// The policy of a host as its config resolves.
+    pub fn of(host: &ResolvedHost) -> SchedulePolicy {
+        SchedulePolicy {
+            backups: host.backups,
+            full_period: host.full_period,
+            incr_period: host.incr_period,
+            blackout_periods: host.blackout_periods.clone(),
+            blackout_good_count: host.blackout_good_count,
+            blackout_bad_count: host.blackout_bad_count,
         }
     }
 }
@@ -58,9 +72,26 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             wakeup_hours: (1..=23).map(f64::from).collect(),
-            max_backups: 4,
-            max_user_backups: 4,
-            df_max_usage_pct: 95.0,
+            max_backups: builtin::MAX_BACKUPS,
+            max_user_backups: builtin::MAX_USER_BACKUPS,
+            df_max_usage_pct: builtin::DF_MAX_USAGE_PCT,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The limits the config sets.
+    pub fn of(config: &Config) -> ServerLimits {
+        let server = config.server_settings();
+        let defaults = ServerLimits::default();
+        ServerLimits {
+            wakeup_hours: server
+                .wakeup_schedule
+                .clone()
+                .unwrap_or(defaults.wakeup_hours),
+            max_backups: server.max_backups.unwrap_or(defaults.max_backups),
+            max_user_backups: server.max_user_backups.unwrap_or(defaults.max_user_backups),
+            df_max_usage_pct: server.df_max_usage_pct.unwrap_or(defaults.df_max_usage_pct),
         }
     }
 }
