@@ -7,6 +7,7 @@
 //!   host side).
 //! - [`job`]: one backup or restore, from config to pool.
 //! - [`schedule`]: when backups run (BackupPC's rules, as pure decisions).
+//! - [`retention`]: which backups expire (BackupPC's rules).
 //! - [`server`]: `hoard serve`, the scheduler's loop, control socket and maintenance.
 //! - [`cli`]: the `hoard` command line.
 
@@ -15,5 +16,6 @@ pub mod client;
 pub mod config;
 pub mod job;
 pub mod plugin;
+pub mod retention;
 pub mod schedule;
 pub mod server;

@@ -4,6 +4,9 @@
 pub mod backup;
 pub mod config;
 pub mod context;
+pub mod expire;
+pub mod gc;
+pub mod keep;
 pub mod list;
 pub mod ls;
 pub mod plugin;
@@ -51,6 +54,14 @@ pub enum Command {
     Ls(ls::LsArgs),
     /// Restore from a backup: into a directory, to a client, or as a tar stream.
     Restore(restore::RestoreArgs),
+    /// Apply retention now: remove the backups each host's policy lets go.
+    Expire(expire::ExpireArgs),
+    /// Flag a backup so retention never removes it (`--off` clears the flag).
+    Keep(keep::KeepArgs),
+    /// Reclaim the space of removed backups.
+    Gc(gc::GcArgs),
+    /// Check the pool: re-hash objects and walk every backup.
+    Fsck(gc::FsckArgs),
     /// Plugins: list the loaded ones, inspect a component.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -75,6 +86,10 @@ impl Cli {
             Command::Stop(args) => stop::stop(&self, args).await,
             Command::Dequeue(args) => stop::dequeue(&self, args).await,
             Command::List(args) => list::run(&self, args),
+            Command::Expire(args) => expire::run(&self, args),
+            Command::Keep(args) => keep::run(&self, args),
+            Command::Gc(args) => gc::gc(&self, args),
+            Command::Fsck(args) => gc::fsck(&self, args),
             Command::Ls(args) => ls::run(&self, args),
             Command::Restore(args) => restore::run(&self, args).await,
             Command::Plugin(command) => plugin::run(&self, command).await,

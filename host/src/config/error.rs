@@ -148,6 +148,11 @@ pub enum Problem {
         /// What is wrong.
         reason: String,
     },
+    /// `full_keep: []`.
+    #[error(
+        "`full_keep` is empty: keep at least one full (BackupPC's FullKeepCnt must be >= 1), e.g. [1]"
+    )]
+    EmptyFullKeep,
     /// A host that is backed up but has no shares.
     #[error(
         "`shares` is empty: nothing to back up (write `backups: \"off\"` for a host kept only for its old backups)"

@@ -113,6 +113,20 @@ pub struct HostSettings {
     /// Times in a row the host must be seen down before that count restarts
     /// (`BlackoutBadCnt`, 3).
     pub blackout_bad_count: Option<u32>,
+    /// Fulls kept: entry n is how many at an interval of 2^n full periods, not counting the
+    /// newest backup (`FullKeepCnt`, `[1]`).
+    pub full_keep: Option<Vec<u32>>,
+    /// Fulls kept however old (`FullKeepCntMin`, 1).
+    pub full_keep_min: Option<u32>,
+    /// Fulls older than this may expire beyond `full_keep_min` (`FullAgeMax`, `"180d"`).
+    pub full_age_max: Option<ConfigDuration>,
+    /// Incrementals kept (`IncrKeepCnt`, 6).
+    pub incr_keep: Option<u32>,
+    /// Incrementals kept however old (`IncrKeepCntMin`, 1).
+    pub incr_keep_min: Option<u32>,
+    /// Incrementals older than this may expire beyond `incr_keep_min` (`IncrAgeMax`,
+    /// `"30d"`).
+    pub incr_age_max: Option<ConfigDuration>,
 }
 
 /// The `ssh` settings of a host or of the defaults, every key optional.

@@ -111,6 +111,8 @@ pub struct ResolvedHost {
     pub blackout_good_count: u32,
     /// Times seen down in a row before that count restarts.
     pub blackout_bad_count: u32,
+    /// Which backups expire.
+    pub retention: crate::retention::RetentionPolicy,
 }
 
 impl ResolvedHost {
@@ -285,6 +287,44 @@ pub(crate) fn resolve(
         }
     }
 
+    let retention_defaults = crate::retention::RetentionPolicy::default();
+    let full_keep = host
+        .full_keep
+        .as_ref()
+        .or(defaults.full_keep.as_ref())
+        .cloned()
+        .unwrap_or(retention_defaults.full_keep);
+    if full_keep.is_empty() {
+        report(origin(host.full_keep.is_some()), Problem::EmptyFullKeep);
+    }
+    let full_period = duration(host.full_period, defaults.full_period, builtin::FULL_PERIOD);
+    let retention = crate::retention::RetentionPolicy {
+        full_keep,
+        full_keep_min: host
+            .full_keep_min
+            .or(defaults.full_keep_min)
+            .unwrap_or(retention_defaults.full_keep_min),
+        full_age_max: duration(
+            host.full_age_max,
+            defaults.full_age_max,
+            retention_defaults.full_age_max,
+        ),
+        incr_keep: host
+            .incr_keep
+            .or(defaults.incr_keep)
+            .unwrap_or(retention_defaults.incr_keep),
+        incr_keep_min: host
+            .incr_keep_min
+            .or(defaults.incr_keep_min)
+            .unwrap_or(retention_defaults.incr_keep_min),
+        incr_age_max: duration(
+            host.incr_age_max,
+            defaults.incr_age_max,
+            retention_defaults.incr_age_max,
+        ),
+        full_period,
+    };
+
     let includes = host
         .includes
         .as_ref()
@@ -377,7 +417,7 @@ pub(crate) fn resolve(
             .or(defaults.more_users.as_ref())
             .cloned()
             .unwrap_or_default(),
-        full_period: duration(host.full_period, defaults.full_period, builtin::FULL_PERIOD),
+        full_period,
         incr_period: duration(host.incr_period, defaults.incr_period, builtin::INCR_PERIOD),
         blackout_periods,
         blackout_good_count: host
@@ -388,6 +428,7 @@ pub(crate) fn resolve(
             .blackout_bad_count
             .or(defaults.blackout_bad_count)
             .unwrap_or(builtin::BLACKOUT_BAD_COUNT),
+        retention,
     })
 }
 

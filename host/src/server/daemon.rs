@@ -24,6 +24,7 @@ use crate::plugin::bindings::BackupLevel;
 use crate::plugin::cache::CompileCache;
 use crate::plugin::state::{CancelFlag, Progress};
 use crate::plugin::{PluginCatalog, PluginEngine};
+use crate::retention::{RetentionPolicy, expire_host};
 use crate::schedule::calendar::UnixTime;
 use crate::schedule::decide::requested;
 use crate::schedule::policy::ServerLimits;
@@ -546,8 +547,30 @@ impl Daemon {
         let pool = self.pool.clone();
         let log = self.log.clone();
         let sample = self.config.server_settings().nightly_check_pct.unwrap_or(1);
+        let policies: Vec<(String, RetentionPolicy)> = self
+            .config
+            .hosts()
+            .filter_map(|name| {
+                let host = self.config.host(name).ok()?;
+                Some((name.to_string(), RetentionPolicy::of(&host)))
+            })
+            .collect();
         log.line("nightly maintenance started");
         tokio::task::spawn_blocking(move || {
+            let now = hoard_pool::Timestamp::now();
+            for (host, policy) in &policies {
+                match expire_host(&pool, host, policy, now, false) {
+                    Ok(report) => {
+                        for e in &report.expired {
+                            log.line(format!(
+                                "nightly: host {host}: backup #{} expired: {}",
+                                e.number, e.reason
+                            ));
+                        }
+                    }
+                    Err(e) => log.line(format!("nightly: host {host}: retention failed: {e}")),
+                }
+            }
             match pool.gc(&GcOptions::default()) {
                 Ok(r) => log.line(format!(
                     "nightly: gc swept {} objects ({} bytes), deleted {} packs",

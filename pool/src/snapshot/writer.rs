@@ -121,6 +121,13 @@ impl SnapshotWriter {
         self.started
     }
 
+    /// Records the backup as started at `started` instead of when the writer began: for
+    /// backups imported from elsewhere (another server's history), whose age retention and
+    /// scheduling must see.
+    pub fn set_started(&mut self, started: Timestamp) {
+        self.started = started;
+    }
+
     /// Adds an entry without content: a directory, symlink, device, fifo, socket, hardlink,
     /// or an empty file. Any order; the same path again replaces the earlier one.
     pub fn add(&mut self, entry: Entry) -> Result<(), PoolError> {
