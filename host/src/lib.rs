@@ -5,6 +5,7 @@
 //! - [`client`]: reaching a backup client (ssh, or the server itself).
 //! - [`plugin`]: the plugin runtime (engine, cache, sandbox, capabilities, the WIT contract's
 //!   host side).
+//! - [`hooks`]: admin commands run around jobs.
 //! - [`job`]: one backup or restore, from config to pool.
 //! - [`schedule`]: when backups run (BackupPC's rules, as pure decisions).
 //! - [`retention`]: which backups expire (BackupPC's rules).
@@ -14,6 +15,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod hooks;
 pub mod job;
 pub mod plugin;
 pub mod retention;

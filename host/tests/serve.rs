@@ -246,6 +246,40 @@ fn serve_backs_up_two_hosts_survives_sigterm_and_resumes() {
     });
     // Alpha is up to date: nothing new runs for it.
     assert_eq!(history(&pool, "alpha").len(), 1);
+
+    // A config that does not parse is reported with its place on SIGHUP, and the config in
+    // force stays: the server still answers and knows both hosts.
+    let good = std::fs::read_to_string(config.join("hoard.ron")).expect("hoard.ron");
+    std::fs::write(config.join("hoard.ron"), "(pool: 12,\n").expect("break hoard.ron");
+    Command::new("kill")
+        .args(["-HUP", &server.id().to_string()])
+        .status()
+        .expect("kill -HUP");
+    let started = Instant::now();
+    let log_path = pool.join("logs/server.log");
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("not reloaded")) {
+            assert!(line.contains("hoard.ron:1:"), "{line}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no reload report:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // (The CLI reads the broken config itself, so ask the socket directly.)
+    let mut socket = std::os::unix::net::UnixStream::connect(pool.join("control.sock"))
+        .expect("the server still listens");
+    socket
+        .write_all(b"{\"request\":\"status\"}\n")
+        .expect("request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut socket, &mut answer).expect("answer");
+    let s: serde_json::Value = serde_json::from_str(&answer).expect("json answer");
+    assert_eq!(s["hosts"].as_array().map(Vec::len), Some(2), "{s}");
+    std::fs::write(config.join("hoard.ron"), good).expect("restore hoard.ron");
     terminate(&mut server);
     let beta_history = history(&pool, "beta");
     assert_eq!(

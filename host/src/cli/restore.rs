@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::{Context, HostSpec, client_for};
+use crate::hooks::HookVars;
 use crate::job::archive_tar::write_tar;
 use crate::job::restore_local::restore_to_directory;
 use crate::job::restore_remote::{RemoteRestore, restore_to_client};
@@ -134,6 +135,13 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
             .collect(),
     };
     let limits = context.limits(Some(&target));
+    let vars = |xfer_ok| HookVars {
+        host: target.name.clone(),
+        share: String::from_utf8_lossy(&request.destination).into_owned(),
+        kind: "restore".into(),
+        xfer_ok,
+    };
+    restore_hook(&target, target.hooks.restore_pre.as_ref(), vars(None)).await?;
     let (result, log) = restore_to_client(
         &request,
         reader,
@@ -152,6 +160,12 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
     {
         eprintln!("{:?}: {}", line.level, line.message);
     }
+    restore_hook(
+        &target,
+        target.hooks.restore_post.as_ref(),
+        vars(Some(result.is_ok())),
+    )
+    .await?;
     let summary = result?;
     eprintln!(
         "restored {} entries, {} bytes to {}:{}",
@@ -161,4 +175,27 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
         String::from_utf8_lossy(&request.destination)
     );
     Ok(())
+}
+
+/// Runs a restore hook of `host`; an error only when it failed and the host checks status.
+async fn restore_hook(
+    host: &crate::config::ResolvedHost,
+    argv: Option<&Vec<String>>,
+    vars: HookVars,
+) -> anyhow::Result<()> {
+    let Some(argv) = argv else {
+        return Ok(());
+    };
+    let ran = crate::hooks::run(argv, &vars, host.client_timeout).await;
+    for line in &ran.output {
+        eprintln!("hook: {line}");
+    }
+    match ran.result {
+        Ok(()) => Ok(()),
+        Err(e) if host.hooks.check_status => bail!("{e}"),
+        Err(e) => {
+            eprintln!("warning: {e} (ignored: hooks.check_status is off)");
+            Ok(())
+        }
+    }
 }

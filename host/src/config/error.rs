@@ -148,6 +148,14 @@ pub enum Problem {
         /// What is wrong.
         reason: String,
     },
+    /// A hook command that is an empty list or has an empty program.
+    #[error(
+        "`hooks.{hook}` is empty: give a program and its arguments, e.g. [\"/usr/local/bin/notify\", \"$host\"]"
+    )]
+    EmptyHook {
+        /// Which hook.
+        hook: &'static str,
+    },
     /// `full_keep: []`.
     #[error(
         "`full_keep` is empty: keep at least one full (BackupPC's FullKeepCnt must be >= 1), e.g. [1]"

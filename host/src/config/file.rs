@@ -122,6 +122,8 @@ pub struct HostSettings {
     pub full_age_max: Option<ConfigDuration>,
     /// Incrementals kept (`IncrKeepCnt`, 6).
     pub incr_keep: Option<u32>,
+    /// Commands run around backups and restores (`DumpPreUserCmd` and the like).
+    pub hooks: Option<crate::hooks::Hooks>,
     /// Incrementals kept however old (`IncrKeepCntMin`, 1).
     pub incr_keep_min: Option<u32>,
     /// Incrementals older than this may expire beyond `incr_keep_min` (`IncrAgeMax`,

@@ -113,6 +113,8 @@ pub struct ResolvedHost {
     pub blackout_bad_count: u32,
     /// Which backups expire.
     pub retention: crate::retention::RetentionPolicy,
+    /// Commands run around its backups and restores.
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl ResolvedHost {
@@ -287,6 +289,15 @@ pub(crate) fn resolve(
         }
     }
 
+    let hooks = host
+        .hooks
+        .as_ref()
+        .or(defaults.hooks.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    if let Some(hook) = hooks.invalid() {
+        report(origin(host.hooks.is_some()), Problem::EmptyHook { hook });
+    }
     let retention_defaults = crate::retention::RetentionPolicy::default();
     let full_keep = host
         .full_keep
@@ -429,6 +440,7 @@ pub(crate) fn resolve(
             .or(defaults.blackout_bad_count)
             .unwrap_or(builtin::BLACKOUT_BAD_COUNT),
         retention,
+        hooks,
     })
 }
 

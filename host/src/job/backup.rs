@@ -11,6 +11,7 @@ use super::log_store::JobLogStore;
 use super::share::{ShareSink, ShareSource};
 use super::{PoolSink, PoolSource};
 use crate::client::ClientConnector;
+use crate::hooks::{self, HookVars, Hooks};
 use crate::plugin::bindings::{BackupJob, BackupLevel, Setting};
 use crate::plugin::imports::sink::BackupSink;
 use crate::plugin::imports::snapshot::SnapshotSource;
@@ -44,6 +45,10 @@ pub struct BackupPlan {
     /// `Some` to force full or incremental; `None` chooses (incremental when there is a
     /// reference and the plugin can do it).
     pub level: Option<BackupLevel>,
+    /// Commands run before and after the backup and each share.
+    pub hooks: Hooks,
+    /// Wall-time limit of each hook command.
+    pub hook_limit: std::time::Duration,
 }
 
 /// What a backup needs beyond its plan.
@@ -129,6 +134,26 @@ pub async fn run_backup(
         BackupLevel::Full => BackupType::Full,
         BackupLevel::Incremental => BackupType::Incremental,
     };
+    let vars = |share: &[u8], xfer_ok: Option<bool>| HookVars {
+        host: plan.host.clone(),
+        share: String::from_utf8_lossy(share).into_owned(),
+        kind: match level {
+            BackupLevel::Full => "full".into(),
+            BackupLevel::Incremental => "incr".into(),
+        },
+        xfer_ok,
+    };
+    if let Err(e) = run_hook(plan, plan.hooks.backup_pre.as_ref(), vars(b"", None), &log).await {
+        save_log(pool, &plan.host, None, &log);
+        return Ok(BackupOutcome {
+            snapshot: None,
+            level,
+            failure: Some(e),
+            entries: 0,
+            bytes: 0,
+            log,
+        });
+    }
     let reference_id = reference_info.as_ref().map(|i| i.id.clone());
     let reference: Option<Arc<dyn SnapshotSource>> = match &reference_id {
         Some(id) => Some(Arc::new(PoolSource::new(pool.snapshot(id)?))),
@@ -178,6 +203,21 @@ pub async fn run_backup(
             partial = true;
             break;
         }
+        if let Err(e) = run_hook(
+            plan,
+            plan.hooks.share_pre.as_ref(),
+            vars(&share.path, None),
+            &log,
+        )
+        .await
+        {
+            failure = Some(format!(
+                "share {}: {e}",
+                String::from_utf8_lossy(&share.path)
+            ));
+            partial = true;
+            break;
+        }
         let job = BackupJob {
             host: plan.host.clone(),
             address: plan.address.clone(),
@@ -221,6 +261,18 @@ pub async fn run_backup(
                 });
             }
         };
+        let share_ok = run.result.is_ok();
+        if let Err(e) = run_hook(
+            plan,
+            plan.hooks.share_post.as_ref(),
+            vars(&share.path, Some(share_ok)),
+            &log,
+        )
+        .await
+        {
+            failure.get_or_insert(format!("share {share_name}: {e}"));
+            partial = true;
+        }
         match run.result {
             Ok(summary) => {
                 entries += summary.entries;
@@ -237,6 +289,17 @@ pub async fn run_backup(
         }
     }
 
+    if let Err(e) = run_hook(
+        plan,
+        plan.hooks.backup_post.as_ref(),
+        vars(b"", Some(failure.is_none())),
+        &log,
+    )
+    .await
+    {
+        failure.get_or_insert(e);
+        partial = true;
+    }
     let stored = resources.progress.entries.load(Ordering::Relaxed);
     if failure.is_some() && stored == 0 {
         note(
@@ -309,6 +372,38 @@ pub async fn run_backup(
         bytes,
         log,
     })
+}
+
+/// Runs one hook, its output into the job log; `Err` only when it failed and the host's
+/// hooks check status.
+async fn run_hook(
+    plan: &BackupPlan,
+    argv: Option<&Vec<String>>,
+    vars: HookVars,
+    log: &JobLog,
+) -> Result<(), String> {
+    let Some(argv) = argv else {
+        return Ok(());
+    };
+    let ran = hooks::run(argv, &vars, plan.hook_limit).await;
+    for line in &ran.output {
+        log.push("hook", LogLevel::Info, line.clone());
+    }
+    match ran.result {
+        Ok(()) => Ok(()),
+        Err(e) if plan.hooks.check_status => {
+            log.push("hook", LogLevel::Error, e.to_string());
+            Err(e.to_string())
+        }
+        Err(e) => {
+            log.push(
+                "hook",
+                LogLevel::Warning,
+                format!("{e} (ignored: hooks.check_status is off)"),
+            );
+            Ok(())
+        }
+    }
 }
 
 fn save_log(pool: &Pool, host: &str, number: Option<u64>, log: &JobLog) {

@@ -99,5 +99,7 @@ pub fn backup_plan(host: &ResolvedHost, level: Option<BackupLevel>) -> BackupPla
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         level,
+        hooks: host.hooks.clone(),
+        hook_limit: host.client_timeout,
     }
 }
