@@ -11,11 +11,13 @@ declare -A NEEDS=(
   [/usr/bin/ssh-keygen]=openssh-client
   [/usr/bin/rsync]=rsync
   [/usr/bin/tar]=tar
+  [/usr/lib/python3/dist-packages/aiosmtpd/__init__.py]=python3-aiosmtpd
+  [/usr/bin/python3]=python3
 )
 
 missing=()
 for bin in "${!NEEDS[@]}"; do
-  if [ ! -x "$bin" ]; then
+  if [ ! -e "$bin" ]; then
     missing+=("${NEEDS[$bin]}")
   fi
 done

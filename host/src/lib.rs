@@ -8,6 +8,7 @@
 //! - [`hooks`]: admin commands run around jobs.
 //! - [`job`]: one backup or restore, from config to pool.
 //! - [`schedule`]: when backups run (BackupPC's rules, as pure decisions).
+//! - [`notify`]: events for people, through notifier plugins.
 //! - [`retention`]: which backups expire (BackupPC's rules).
 //! - [`server`]: `hoard serve`, the scheduler's loop, control socket and maintenance.
 //! - [`cli`]: the `hoard` command line.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod hooks;
 pub mod job;
+pub mod notify;
 pub mod plugin;
 pub mod retention;
 pub mod schedule;

@@ -1,6 +1,7 @@
 //! Real servers on loopback for tests: the one place every hoard test gets its peers from.
 //!
-//! Each kind of peer (today [`SshdPeer`]; rsyncd, smbd, NFS, SMTP and HTTP sinks later) lives
+//! Each kind of peer ([`SshdPeer`], [`SmtpPeer`], [`HttpSinkPeer`]; rsyncd, smbd and NFS
+//! later) lives
 //! in its own submodule and is built from the small shared part here: a free loopback port
 //! ([`free_port`]), a check that the binaries a peer needs are installed ([`require_binary`]),
 //! a wait until the server accepts connections ([`wait_for_port`]) and a guard that stops the
@@ -9,8 +10,12 @@
 //! A peer owns a temporary directory with everything it generated (keys, config, log); the
 //! directory is removed when the peer is dropped, after the process has been stopped.
 
+mod http;
+mod smtp;
 mod sshd;
 
+pub use http::{HttpSinkPeer, ReceivedRequest};
+pub use smtp::SmtpPeer;
 pub use sshd::SshdPeer;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

@@ -41,7 +41,7 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
     }
     let context = Context::open(cli)?;
     let host = context.host(&args.host)?;
-    let catalog = context.catalog().await?;
+    let catalog = Arc::new(context.catalog().await?);
     let (transport, grant) = context.transport(&catalog, &host)?;
     let client = client_for(&host).await?;
     let level = match (args.full, args.incr) {
@@ -129,6 +129,15 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(failure) = outcome.failure {
+        let notice = crate::notify::notice::failure(
+            crate::notify::NoticeKind::BackupFailed,
+            &host,
+            context.config.notify_settings(),
+            &failure,
+            chrono::Utc::now().timestamp(),
+        );
+        crate::notify::deliver::tell(&context.config, catalog.clone(), limits.clone(), notice)
+            .await;
         bail!("backup of {}: {failure}", args.host);
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod gc;
 pub mod keep;
 pub mod list;
 pub mod ls;
+pub mod notify;
 pub mod plugin;
 pub mod restore;
 pub mod serve;
@@ -62,6 +63,9 @@ pub enum Command {
     Gc(gc::GcArgs),
     /// Check the pool: re-hash objects and walk every backup.
     Fsck(gc::FsckArgs),
+    /// Notifications: send a test message.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Plugins: list the loaded ones, inspect a component.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -87,6 +91,7 @@ impl Cli {
             Command::Dequeue(args) => stop::dequeue(&self, args).await,
             Command::List(args) => list::run(&self, args),
             Command::Expire(args) => expire::run(&self, args),
+            Command::Notify(command) => notify::run(&self, command).await,
             Command::Keep(args) => keep::run(&self, args),
             Command::Gc(args) => gc::gc(&self, args),
             Command::Fsck(args) => gc::fsck(&self, args),

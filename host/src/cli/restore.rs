@@ -119,7 +119,7 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
     let inside = source.strip_prefix(prefix.as_slice()).unwrap_or(&source);
     let inside = inside.strip_prefix(b"/").unwrap_or(inside).to_vec();
     let target = context.host(&target_name)?;
-    let catalog = context.catalog().await?;
+    let catalog = Arc::new(context.catalog().await?);
     let (transport, grant) = context.transport(&catalog, &target)?;
     let client = client_for(&target).await?;
     let request = RemoteRestore {
@@ -166,7 +166,21 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> anyhow::Result<()> {
         vars(Some(result.is_ok())),
     )
     .await?;
-    let summary = result?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let notice = crate::notify::notice::failure(
+                crate::notify::NoticeKind::RestoreFailed,
+                &target,
+                context.config.notify_settings(),
+                &e.to_string(),
+                chrono::Utc::now().timestamp(),
+            );
+            crate::notify::deliver::tell(&context.config, catalog.clone(), limits.clone(), notice)
+                .await;
+            return Err(e.into());
+        }
+    };
     eprintln!(
         "restored {} entries, {} bytes to {}:{}",
         summary.entries,

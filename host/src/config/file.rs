@@ -37,6 +37,46 @@ pub struct GlobalSettings {
     pub defaults: HostSettings,
     /// The server's schedule and limits (`hoard serve`).
     pub server: ServerSettings,
+    /// Who is told about trouble, and through which notifier plugins.
+    pub notify: NotifySettings,
+}
+
+/// The `notify` section of `hoard.ron`: notifier plugins and the addresses they write to.
+/// Defaults are BackupPC's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// The notifier plugins events go through; none by default.
+    pub notifiers: Vec<NotifierSettings>,
+    /// Where the admin's messages go (`EMailAdminUserName`).
+    pub admin_email: Option<String>,
+    /// The sender of every message (`EMailFromUserName`, default `hoard@<host name>`).
+    pub email_from: Option<String>,
+    /// The domain added to owner names without one (`EMailUserDestDomain`).
+    pub email_user_dest_domain: Option<String>,
+    /// A host not backed up for this many days tells its owner
+    /// (`EMailNotifyOldBackupDays`, 7).
+    pub email_notify_old_backup_days: Option<f64>,
+    /// At most one message of a kind per host per this many days (`EMailNotifyMinDays`,
+    /// 2.5).
+    pub email_notify_min_days: Option<f64>,
+}
+
+/// One notifier: a plugin and where it may send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierSettings {
+    /// The plugin's name (`notify-email`, `notify-webhook`, or one in the plugin folder).
+    pub plugin: String,
+    /// `host:port` of its TCP endpoint (an SMTP relay).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The URL it POSTs to.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Credentials for the relay (`AUTH`), granted as the plugin's `smtp` secret.
+    #[serde(default)]
+    pub secret: Option<SecretSettings>,
 }
 
 /// The `server` section of `hoard.ron`: when the scheduler wakes up and what limits it

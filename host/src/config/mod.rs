@@ -181,6 +181,11 @@ impl Config {
         }
     }
 
+    /// The `notify` section of `hoard.ron`.
+    pub fn notify_settings(&self) -> &file::NotifySettings {
+        &self.global.notify
+    }
+
     /// The `server` section of `hoard.ron`.
     pub fn server_settings(&self) -> &file::ServerSettings {
         &self.global.server

@@ -20,6 +20,10 @@ use super::{disk, reach};
 use crate::config::{BackupMode, Config, ConfigError};
 use crate::job::backup::{BackupOutcome, BackupResources, run_backup};
 use crate::job::prepare::{backup_plan, client_for, runtime_limits, transport_for};
+use crate::notify::deliver::Dispatcher;
+use crate::notify::due::{SentRecord, reminders};
+use crate::notify::notice::{admin_recipients, failure};
+use crate::notify::{Notice, NoticeKind, Notifiers};
 use crate::plugin::bindings::BackupLevel;
 use crate::plugin::cache::CompileCache;
 use crate::plugin::state::{CancelFlag, Progress};
@@ -257,6 +261,10 @@ struct Daemon {
     done: mpsc::UnboundedSender<Finished>,
     started: UnixTime,
     next_wakeup: Option<Wakeup>,
+    /// Delivers notifications in the background, when notifiers are configured.
+    dispatcher: Option<Dispatcher>,
+    /// What reminders were sent, durable.
+    sent: SentRecord,
 }
 
 impl Daemon {
@@ -279,10 +287,70 @@ impl Daemon {
             done,
             started: now(),
             next_wakeup: None,
+            dispatcher: None,
+            sent: SentRecord::default(),
         };
+        daemon.sent = SentRecord::open(daemon.pool.dir());
+        daemon.start_notifications();
         daemon.load_histories();
         daemon.plan_wakeup();
         daemon
+    }
+
+    fn start_notifications(&mut self) {
+        if self.config.notify_settings().notifiers.is_empty() {
+            return;
+        }
+        match Notifiers::from_config(
+            &self.config,
+            self.catalog.clone(),
+            runtime_limits(&self.config, None),
+        ) {
+            Ok(notifiers) => {
+                let log = self.log.clone();
+                self.dispatcher =
+                    Some(Dispatcher::start(
+                        Arc::new(notifiers),
+                        move |notice, d| match &d.result {
+                            Ok(()) => {
+                                log.line(format!("notified via {}: {}", d.notifier, notice.subject))
+                            }
+                            Err(e) => log.line(format!(
+                                "notification via {} failed after {} attempts: {}: {e}",
+                                d.notifier, d.attempts, notice.subject
+                            )),
+                        },
+                    ));
+            }
+            Err(e) => self.log.line(format!("notifications off: {e}")),
+        }
+    }
+
+    fn tell(&self, notice: Notice) {
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher.send(notice);
+        }
+    }
+
+    /// Reminders of hosts not backed up for too long, or never.
+    fn remind(&mut self, at: UnixTime) {
+        if self.dispatcher.is_none() {
+            return;
+        }
+        let hosts: Vec<_> = self
+            .config
+            .hosts()
+            .filter_map(|name| {
+                let host = self.config.host(name).ok()?;
+                let last = self.hosts.get(name).and_then(|h| h.last_backup);
+                Some((host, last))
+            })
+            .collect();
+        let settings = self.config.notify_settings().clone();
+        for notice in reminders(&hosts, &settings, &mut self.sent, at) {
+            self.log.line(format!("reminder: {}", notice.subject));
+            self.tell(notice);
+        }
     }
 
     /// Each configured host's last complete backups, from the pool.
@@ -384,6 +452,24 @@ impl Daemon {
                         detail: why.describe().into(),
                     });
                 }
+            }
+        }
+        self.remind(at);
+        if disk_full {
+            let settings = self.config.notify_settings();
+            let last = self.sent.last("", NoticeKind::DiskUsageHigh);
+            let min_days = settings.email_notify_min_days.unwrap_or(2.5);
+            if last.is_none_or(|t| ((at - t) as f64) >= min_days * 86_400.0) {
+                self.sent.mark("", NoticeKind::DiskUsageHigh, at);
+                self.tell(Notice {
+                    kind: NoticeKind::DiskUsageHigh,
+                    host: None,
+                    time: at,
+                    subject: format!("hoard: pool disk above {}%", self.limits.df_max_usage_pct),
+                    body: "Scheduled backups are refused until space is freed (hoard expire, hoard gc, or a bigger disk).\n".into(),
+                    recipients: admin_recipients(settings),
+                    facts: vec![("df-max-usage-pct".into(), self.limits.df_max_usage_pct.to_string())],
+                });
             }
         }
         self.start_jobs();
@@ -538,6 +624,17 @@ impl Daemon {
                 format!(": {}", record.detail)
             }
         ));
+        if record.result == JobResult::Failed
+            && let Ok(host) = self.config.host(&job.host)
+        {
+            self.tell(failure(
+                NoticeKind::BackupFailed,
+                &host,
+                self.config.notify_settings(),
+                &record.detail,
+                record.ended,
+            ));
+        }
         self.record(record);
     }
 
@@ -556,6 +653,9 @@ impl Daemon {
             })
             .collect();
         log.line("nightly maintenance started");
+        let dispatcher = self.dispatcher.clone();
+        let admin = admin_recipients(self.config.notify_settings());
+        self.admin_summary();
         tokio::task::spawn_blocking(move || {
             let now = hoard_pool::Timestamp::now();
             for (host, policy) in &policies {
@@ -603,13 +703,84 @@ impl Daemon {
                     "nightly: re-checked {} objects ({sample}%): no damage",
                     r.objects_checked
                 )),
-                Ok(r) => log.line(format!(
-                    "nightly: re-check found damage: {} corrupt, {} missing objects",
-                    r.corrupt.len(),
-                    r.missing.len()
-                )),
+                Ok(r) => {
+                    let message = format!(
+                        "nightly: re-check found damage: {} corrupt, {} missing objects",
+                        r.corrupt.len(),
+                        r.missing.len()
+                    );
+                    log.line(&message);
+                    if let Some(dispatcher) = &dispatcher {
+                        dispatcher.send(Notice {
+                            kind: NoticeKind::PoolDamaged,
+                            host: None,
+                            time: now.seconds,
+                            subject: "hoard: the pool is damaged".into(),
+                            body: format!(
+                                "{message}\nRun `hoard fsck` for the affected backups and paths.\n"
+                            ),
+                            recipients: admin.clone(),
+                            facts: vec![
+                                ("corrupt".into(), r.corrupt.len().to_string()),
+                                ("missing".into(), r.missing.len().to_string()),
+                            ],
+                        });
+                    }
+                }
                 Err(e) => log.line(format!("nightly: re-check failed: {e}")),
             }
+        });
+    }
+
+    /// The admin's daily summary: failed backups of the last day and hosts without a recent
+    /// backup; sent only when there is something to report.
+    fn admin_summary(&self) {
+        if self.dispatcher.is_none() {
+            return;
+        }
+        let at = now();
+        let settings = self.config.notify_settings();
+        let old_days = settings.email_notify_old_backup_days.unwrap_or(7.0);
+        let mut lines = Vec::new();
+        let (mut failed, mut overdue) = (0, 0);
+        for name in self.config.hosts() {
+            let records = self.history.read(name).unwrap_or_default();
+            for r in records
+                .iter()
+                .filter(|r| r.ended > at - 86_400 && r.result == JobResult::Failed)
+            {
+                failed += 1;
+                lines.push(format!("{name}: {} backup failed: {}", r.kind, r.detail));
+            }
+            match self.hosts.get(name).and_then(|h| h.last_backup) {
+                None => {
+                    overdue += 1;
+                    lines.push(format!("{name}: never backed up"));
+                }
+                Some(t) if (at - t) as f64 > old_days * 86_400.0 => {
+                    overdue += 1;
+                    lines.push(format!(
+                        "{name}: last backup {:.1} days ago",
+                        (at - t) as f64 / 86_400.0
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if lines.is_empty() {
+            return;
+        }
+        self.tell(Notice {
+            kind: NoticeKind::AdminSummary,
+            host: None,
+            time: at,
+            subject: format!("hoard: {failed} failed backups, {overdue} hosts behind"),
+            body: lines.join("\n") + "\n",
+            recipients: admin_recipients(settings),
+            facts: vec![
+                ("failed-backups".into(), failed.to_string()),
+                ("hosts-behind".into(), overdue.to_string()),
+            ],
         });
     }
 

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod http_post;
 pub mod job;
 pub mod notifier;
 pub mod process;

@@ -54,16 +54,18 @@ impl endpoint::Host for JobState {
 impl http::Host for JobState {
     async fn post(
         &mut self,
-        _content_type: String,
-        _body: Vec<u8>,
+        content_type: String,
+        body: Vec<u8>,
     ) -> wasmtime::Result<Result<http::Response, WitError>> {
-        if self.notifier_target.url.is_none() || !self.grant.http {
+        let Some(url) = self.notifier_target.url.clone().filter(|_| self.grant.http) else {
             return Ok(Err(self.not_granted("http")));
-        }
-        // The HTTP client (with TLS) arrives with the webhook notifier; until then no config
-        // can grant `http`, and this line is unreachable in practice.
-        Ok(Err(WitError::Other(
-            "this server has no HTTP client yet".into(),
-        )))
+        };
+        let limit = self.limits_config.short_deadline;
+        Ok(
+            match super::http_post::post(&url, &content_type, &body, limit).await {
+                Ok((status, body)) => Ok(http::Response { status, body }),
+                Err(e) => Err(WitError::Client(e.to_string())),
+            },
+        )
     }
 }
