@@ -125,3 +125,51 @@ pub fn reminders(
     }
     due
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn hosts() -> Vec<ResolvedHost> {
+        let config =
+            Config::embedded(std::path::PathBuf::from("/nonexistent/pool")).expect("config");
+        vec![config.host("localhost").expect("host")]
+    }
+
+    #[test]
+    fn overdue_reminders_are_throttled_and_never_backed_up_is_told() {
+        let settings = NotifySettings {
+            admin_email: Some("admin@example.org".into()),
+            ..NotifySettings::default()
+        };
+        let host = hosts().remove(0);
+        let mut record = SentRecord::default();
+        let day = 86_400;
+        // Never backed up: told once, then not again within 2.5 days.
+        let list = [(host.clone(), None)];
+        assert_eq!(
+            reminders(&list, &settings, &mut record, 0)[0].kind,
+            NoticeKind::NeverBackedUp
+        );
+        assert!(reminders(&list, &settings, &mut record, 2 * day).is_empty());
+        assert_eq!(reminders(&list, &settings, &mut record, 3 * day).len(), 1);
+        // Backed up 6.9 days ago: nothing; 7.5 days: told (the admin, as no owner is set),
+        // with the figure; again only after 2.5 more days.
+        let list = [(host.clone(), Some(10 * day))];
+        assert!(reminders(&list, &settings, &mut record, 10 * day + 6 * day + 80_000).is_empty());
+        let due = reminders(&list, &settings, &mut record, 17 * day + day / 2);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].kind, NoticeKind::BackupOverdue);
+        assert_eq!(due[0].recipients, ["admin@example.org"]);
+        assert_eq!(
+            due[0].facts[0],
+            ("days-since-backup".to_string(), "7.5".to_string())
+        );
+        assert!(reminders(&list, &settings, &mut record, 19 * day).is_empty());
+        assert_eq!(
+            reminders(&list, &settings, &mut record, 20 * day + 1).len(),
+            1
+        );
+    }
+}
