@@ -118,17 +118,32 @@ fn big_tree(dir: &Path, files: usize) {
     }
 }
 
-fn start_server(config: &Path, log: &Path) -> Child {
-    hoard(config)
-        .arg("serve")
-        .env("HOARD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("hoard serve")
+/// A running `hoard serve`, killed if the test fails before it stops it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
-fn terminate(server: &mut Child) {
+fn start_server(config: &Path, log: &Path) -> Server {
+    Server(
+        hoard(config)
+            .arg("serve")
+            .env("HOARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("hoard serve"),
+    )
+}
+
+fn terminate(server: &mut Server) {
+    let server = &mut server.0;
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
@@ -252,7 +267,7 @@ fn serve_backs_up_two_hosts_survives_sigterm_and_resumes() {
     let good = std::fs::read_to_string(config.join("hoard.ron")).expect("hoard.ron");
     std::fs::write(config.join("hoard.ron"), "(pool: 12,\n").expect("break hoard.ron");
     Command::new("kill")
-        .args(["-HUP", &server.id().to_string()])
+        .args(["-HUP", &server.0.id().to_string()])
         .status()
         .expect("kill -HUP");
     let started = Instant::now();

@@ -266,19 +266,14 @@ impl Backup {
     }
 }
 
-/// Runs tar once and reads its archive. With `unchanged`, the run is a verbose `--newer` one
-/// and the names it left out as unchanged are returned (share-relative, directories aside).
+/// Runs tar once and reads its archive; returns whether the run ended well enough.
 pub fn archive_run(
     backup: &mut Backup,
     argv: &[Vec<u8>],
     list: &[u8],
     what: &'static str,
-    unchanged: bool,
-) -> Result<Vec<Vec<u8>>, Error> {
+) -> Result<(), Error> {
     let mut run = TarRun::start(argv, list, false, false, what)?;
-    if unchanged {
-        run.collect_unchanged();
-    }
     let read = backup.read_archive(&mut run);
     if let Err(e) = read {
         // Collect tar's own words about it before failing, when it has any.
@@ -286,16 +281,35 @@ pub fn archive_run(
         return Err(e);
     }
     let (verdict, report, status) = run.finish()?;
-    let escaped = run.take_unchanged();
     backup.errors += report.unreadable;
     match verdict {
-        Verdict::Ok => {}
-        Verdict::Partial => backup.partial = true,
-        Verdict::Failed => return Err(failed(what, status)),
+        Verdict::Ok => Ok(()),
+        Verdict::Partial => {
+            backup.partial = true;
+            Ok(())
+        }
+        Verdict::Failed => Err(failed(what, status)),
     }
+}
+
+/// The listing run of an incremental: every name under the selection.
+pub fn listing(options: &TarOptions, list: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    let mut run = TarRun::start(&options.listing_argv(), list, false, true, "tar listing")?;
     let mut names = Vec::new();
-    for name in escaped {
-        push_listed(&mut names, &name);
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(data) = run.read_some(64 << 10)? {
+        pending.extend_from_slice(&data);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            push_listed(&mut names, &line[..line.len() - 1]);
+        }
+    }
+    if !pending.is_empty() {
+        push_listed(&mut names, &pending);
+    }
+    let (verdict, _, status) = run.finish()?;
+    if verdict == Verdict::Failed {
+        return Err(failed("tar listing", status));
     }
     Ok(names)
 }
@@ -344,13 +358,7 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
         (BackupLevel::Full, _, _) => None,
     };
     match newer {
-        None => drop(archive_run(
-            &mut backup,
-            &options.archive_argv(None),
-            &list,
-            "tar",
-            false,
-        )?),
+        None => archive_run(&mut backup, &options.archive_argv(None), &list, "tar")?,
         Some(newer) => incremental::run(&mut backup, &options, &list, newer)?,
     }
     job::progress(backup.entries, backup.bytes);

@@ -1,29 +1,28 @@
 //! An incremental backup: what changed comes from tar, what did not is kept from the
 //! reference, a whole unchanged directory at a time where possible.
 //!
-//! 1. One archive run with `--newer` sends what changed since the reference started, and
-//!    every directory; run verbose, tar names on its stderr every other name it left out as
-//!    unchanged, so one walk of the client's tree lists everything. Changed entries go to the
-//!    sink as they arrive; directories are held back.
-//! 2. The directories are walked bottom-up, each compared with the reference (one
+//! 1. A listing run names every non-directory under the selection.
+//! 2. An archive run with `--newer` sends what changed since the reference started, and every
+//!    directory. Changed entries go to the sink as they arrive; directories are held back.
+//! 3. The directories are walked bottom-up, each compared with the reference (one
 //!    `list-directory` per directory). A directory is *unchanged* when its own metadata, the
 //!    names in it and the kind of each (directory or not) are the reference's, nothing in it
 //!    came from the archive run, it holds no hard link, and every directory below it is
 //!    unchanged. The highest unchanged directories are kept whole with one `keep-tree` each;
 //!    in the others the directory entry is added and each unchanged name kept one by one.
-//! 3. Names tar left out as unchanged but the reference lacks (renamed or moved files whose times tar
+//! 4. Names the listing has but the reference lacks (renamed or moved files whose times tar
 //!    does not see as new) are fetched by a last archive run of exactly those names.
 //!
-//! Whatever tar named neither way (deleted on the client) is simply not in the new backup. A
-//! no-change incremental of a share costs one tar run, one `list-directory` per directory and
-//! a single `keep-tree`.
+//! Whatever is in neither the listing nor the archive run (deleted on the client) is simply
+//! not in the new backup. A no-change incremental of a share costs two tar runs, one
+//! `list-directory` per directory and a single `keep-tree`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hoard_plugin_sdk::transport::hoard::plugin::types::{Entry, EntryKind, Error};
 use hoard_plugin_sdk::transport::hoard::plugin::{job, reference, sink};
 
-use crate::backup::{Backup, archive_run};
+use crate::backup::{Backup, archive_run, listing};
 use crate::command::{TarOptions, fetch_lists};
 use crate::path::parent;
 
@@ -52,14 +51,9 @@ pub fn run(
         job::Level::Info,
         &format!("incremental: content changed after {newer} (seconds since the epoch)"),
     );
+    let listed = listing(options, list)?;
     backup.held = Some(Held::default());
-    let listed = archive_run(
-        backup,
-        &options.archive_argv(Some(newer)),
-        list,
-        "tar",
-        true,
-    )?;
+    archive_run(backup, &options.archive_argv(Some(newer)), list, "tar")?;
     let held = backup.held.take().unwrap_or_default();
 
     let mut merge = Merge::new(backup, held, listed);
@@ -86,7 +80,7 @@ pub fn run(
         ),
     );
     for batch in fetch_lists(&fetch, FETCH_LIST_BYTES) {
-        archive_run(backup, &options.fetch_argv(), &batch, "tar fetch", false)?;
+        archive_run(backup, &options.fetch_argv(), &batch, "tar fetch")?;
     }
     Ok(())
 }
@@ -147,7 +141,7 @@ struct Frame {
 struct Merge<'b> {
     backup: &'b mut Backup,
     held: Held,
-    /// The names tar left out as unchanged, by parent directory.
+    /// The listing's names, by parent directory.
     listed: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     /// Subdirectories of each held directory.
     children: HashMap<Vec<u8>, Vec<Vec<u8>>>,

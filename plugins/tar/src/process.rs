@@ -17,7 +17,7 @@ use hoard_plugin_sdk::transport::hoard::plugin::{client, job};
 use hoard_plugin_sdk::transport::wasi::io::poll;
 use hoard_plugin_sdk::transport::wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::command::{Message, Verdict, classify, unchanged_name, verdict};
+use crate::command::{Message, Verdict, classify, verdict};
 
 /// Longest stderr line kept whole; longer ones are cut.
 const MAX_LINE: usize = 16 << 10;
@@ -49,9 +49,6 @@ pub struct TarRun {
     quiet: bool,
     /// What the messages said so far.
     pub report: Report,
-    /// When collecting (a verbose `--newer` run): the names tar left out as unchanged, as
-    /// escaped on its stderr.
-    unchanged: Option<Vec<Vec<u8>>>,
     what: &'static str,
 }
 
@@ -84,7 +81,6 @@ impl TarRun {
             pending: Vec::new(),
             quiet,
             report: Report::default(),
-            unchanged: None,
             what,
         };
         if !input.is_empty() {
@@ -116,20 +112,6 @@ impl TarRun {
                 .map_err(|e| Error::Client(format!("{}: closing tar's input: {e}", self.what)))?;
         }
         Ok(())
-    }
-
-    /// Reads stderr as a verbose `--newer` run's: names of archived members are skipped, the
-    /// names tar left out as unchanged collected ([`TarRun::take_unchanged`]).
-    pub fn collect_unchanged(&mut self) {
-        self.unchanged = Some(Vec::new());
-    }
-
-    /// The names collected so far by [`TarRun::collect_unchanged`], still escaped.
-    pub fn take_unchanged(&mut self) -> Vec<Vec<u8>> {
-        self.unchanged
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
     }
 
     /// Reads whatever stderr has now, without waiting.
@@ -165,16 +147,6 @@ impl TarRun {
     }
 
     fn message(&mut self, line: &[u8]) {
-        if let Some(names) = &mut self.unchanged {
-            // `-v` names each archived member (`./...`); the archive has them already.
-            if line.starts_with(b"./") {
-                return;
-            }
-            if let Some(name) = unchanged_name(line) {
-                names.push(name.to_vec());
-                return;
-            }
-        }
         let text = String::from_utf8_lossy(line);
         let kind = classify(&text);
         let level = match kind {
@@ -285,7 +257,7 @@ impl TarRun {
 
     /// Waits for the end: stdout read to its end (tar pads its last record), stderr drained,
     /// the exit status judged.
-    pub fn finish(&mut self) -> Result<(Verdict, Report, ExitStatus), Error> {
+    pub fn finish(mut self) -> Result<(Verdict, Report, ExitStatus), Error> {
         self.close_stdin()?;
         let mut trailing = 0u64;
         while let Some(data) = self.read_some(64 << 10)? {
