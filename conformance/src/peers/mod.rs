@@ -1,7 +1,7 @@
 //! Real servers on loopback for tests: the one place every hoard test gets its peers from.
 //!
-//! Each kind of peer ([`SshdPeer`], [`SmtpPeer`], [`HttpSinkPeer`]; rsyncd, smbd and NFS
-//! later) lives
+//! Each kind of peer ([`SshdPeer`], [`RsyncdPeer`], [`SmtpPeer`], [`HttpSinkPeer`]; smbd and
+//! NFS later) lives
 //! in its own submodule and is built from the small shared part here: a free loopback port
 //! ([`free_port`]), a check that the binaries a peer needs are installed ([`require_binary`]),
 //! a wait until the server accepts connections ([`wait_for_port`]) and a guard that stops the
@@ -11,10 +11,12 @@
 //! directory is removed when the peer is dropped, after the process has been stopped.
 
 mod http;
+mod rsyncd;
 mod smtp;
 mod sshd;
 
 pub use http::{HttpSinkPeer, ReceivedRequest};
+pub use rsyncd::{MODULE as RSYNCD_MODULE, RsyncdPeer};
 pub use smtp::SmtpPeer;
 pub use sshd::SshdPeer;
 
