@@ -13,6 +13,15 @@ declare -A NEEDS=(
   [/usr/bin/tar]=tar
   [/usr/lib/python3/dist-packages/aiosmtpd/__init__.py]=python3-aiosmtpd
   [/usr/bin/python3]=python3
+  [/usr/sbin/smbd]=samba
+  [/usr/bin/smbpasswd]=samba
+  [/usr/bin/smbclient]=smbclient
+  [/usr/bin/ganesha.nfsd]=nfs-ganesha
+  [/usr/share/doc/nfs-ganesha-vfs/copyright]=nfs-ganesha-vfs
+  [/usr/bin/nfs-ls]=libnfs-utils
+  [/usr/bin/nfs-cat]=libnfs-utils
+  [/usr/sbin/rpcbind]=rpcbind
+  [/usr/sbin/ip]=iproute2
 )
 
 missing=()

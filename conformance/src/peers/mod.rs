@@ -1,22 +1,26 @@
 //! Real servers on loopback for tests: the one place every hoard test gets its peers from.
 //!
-//! Each kind of peer ([`SshdPeer`], [`RsyncdPeer`], [`SmtpPeer`], [`HttpSinkPeer`]; smbd and
-//! NFS later) lives
-//! in its own submodule and is built from the small shared part here: a free loopback port
-//! ([`free_port`]), a check that the binaries a peer needs are installed ([`require_binary`]),
-//! a wait until the server accepts connections ([`wait_for_port`]) and a guard that stops the
-//! server process by its PID when the peer is dropped ([`PeerProcess`]).
+//! Each kind of peer ([`SshdPeer`], [`RsyncdPeer`], [`SmtpPeer`], [`HttpSinkPeer`],
+//! [`SmbPeer`], [`NfsPeer`]) lives in its own submodule and is built from the small shared
+//! part here: a free loopback port ([`free_port`]), a check that the binaries a peer needs are
+//! installed ([`require_binary`]), a wait until the server accepts connections
+//! ([`wait_for_port`]) and a guard that stops the server process by its PID when the peer is
+//! dropped ([`PeerProcess`]).
 //!
 //! A peer owns a temporary directory with everything it generated (keys, config, log); the
 //! directory is removed when the peer is dropped, after the process has been stopped.
 
 mod http;
+mod nfs;
 mod rsyncd;
+mod smb;
 mod smtp;
 mod sshd;
 
 pub use http::{HttpSinkPeer, ReceivedRequest};
+pub use nfs::NfsPeer;
 pub use rsyncd::{MODULE as RSYNCD_MODULE, RsyncdPeer};
+pub use smb::SmbPeer;
 pub use smtp::SmtpPeer;
 pub use sshd::SshdPeer;
 
