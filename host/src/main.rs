@@ -1,6 +1,8 @@
 //! The `hoard` binary: parses the command line, sets up logging and the async runtime, and
 //! reports errors the way a person reads them.
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -11,6 +13,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

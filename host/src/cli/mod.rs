@@ -11,6 +11,7 @@ pub mod list;
 pub mod ls;
 pub mod notify;
 pub mod plugin;
+pub mod plugin_test;
 pub mod restore;
 pub mod serve;
 pub mod status;
@@ -66,7 +67,7 @@ pub enum Command {
     /// Notifications: send a test message.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
-    /// Plugins: list the loaded ones, inspect a component.
+    /// Plugins: list the loaded ones, inspect a component, certify a transport.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// The config folder: check it.

@@ -1,4 +1,4 @@
-//! `hoard plugin list | inspect FILE`.
+//! `hoard plugin list | inspect FILE | test PLUGIN`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,10 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Certify a transport plugin against a real server on loopback (the conformance kit):
+    /// full, incremental, second full, restores, one check per claimed metadata aspect,
+    /// sandbox checks. Exits non-zero when a case fails.
+    Test(super::plugin_test::TestArgs),
 }
 
 /// Runs a plugin command.
@@ -105,6 +109,7 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                 println!("blake3:       {}", plugin.digest);
             }
         }
+        PluginCommand::Test(args) => super::plugin_test::run(&config, args).await?,
     }
     Ok(())
 }

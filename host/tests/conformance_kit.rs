@@ -1,0 +1,130 @@
+//! The conformance kit run the way a plugin author runs it: `hoard plugin test` on the
+//! built-in tar transport's component file against a real sshd (the full fixture: 20,000
+//! entries, every hard case) passes every case it claims; a plugin that does not back up
+//! fails the kit with a non-zero exit; a peer the plugin cannot use is refused up front.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hoard_plugin_test(work: &Path, args: &[&str]) -> Output {
+    let config = work.join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
+    std::fs::write(
+        config.join("hoard.ron"),
+        format!(
+            "(pool: {:?}, cache_dir: {cache:?})",
+            work.join("pool").display().to_string()
+        ),
+    )
+    .expect("hoard.ron");
+    Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .arg("--config")
+        .arg(&config)
+        .args(["plugin", "test"])
+        .args(args)
+        .output()
+        .expect("run hoard plugin test")
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report JSON")
+}
+
+fn outcome<'a>(report: &'a serde_json::Value, case: &str) -> &'a str {
+    report["cases"]
+        .as_array()
+        .and_then(|cases| cases.iter().find(|c| c["case"] == case))
+        .and_then(|c| c["outcome"].as_str())
+        .unwrap_or_else(|| panic!("no case {case} in {report:#}"))
+}
+
+#[test]
+fn the_tar_transport_passes_the_kit_over_ssh() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let tar = PathBuf::from(env!("HOARD_BUILTIN_PLUGIN_DIR")).join("tar.wasm");
+    let report_path = work.path().join("report.json");
+    let output = hoard_plugin_test(
+        work.path(),
+        &[
+            tar.to_str().expect("utf-8 path"),
+            "--peer",
+            "ssh",
+            "--report",
+            report_path.to_str().expect("utf-8 path"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&report_path);
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["plugin"]["name"], "tar");
+    assert_eq!(report["fixture_entries_in_many"], 20_000);
+    for case in [
+        "sandbox: imports within manifest",
+        "full",
+        "incremental after mutation",
+        "second full",
+        "feature: permissions",
+        "feature: owners",
+        "feature: mtime-nanoseconds",
+        "feature: symlinks",
+        "feature: hardlinks",
+        "feature: xattrs",
+        "restore into an empty tree",
+        "restore over a changed tree",
+        "sandbox: refused capability",
+        "pool check (fsck)",
+    ] {
+        assert_eq!(outcome(&report, case), "pass", "{case}:\n{stdout}");
+    }
+    // Not claimed by tar: shown as not applicable, never as passed.
+    assert_eq!(outcome(&report, "feature: sparse"), "not-applicable");
+    assert!(
+        stdout.contains("feature: sparse") && stdout.contains("n/a"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_plugin_that_does_not_back_up_fails_the_kit() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let hostile = PathBuf::from(env!("HOARD_TEST_PLUGIN_DIR")).join("hostile.wasm");
+    let report_path = work.path().join("report.json");
+    let output = hoard_plugin_test(
+        work.path(),
+        &[
+            hostile.to_str().expect("utf-8 path"),
+            "--compact",
+            "--report",
+            report_path.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("conformance cases failed"), "{stderr}");
+    let report = report(&report_path);
+    assert_eq!(report["passed"], false);
+    assert_eq!(outcome(&report, "full"), "fail");
+    // It claims no restore: not applicable, not passed.
+    assert_eq!(
+        outcome(&report, "restore into an empty tree"),
+        "not-applicable"
+    );
+}
+
+#[test]
+fn a_peer_the_plugin_cannot_use_is_refused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let output = hoard_plugin_test(work.path(), &["tar", "--peer", "rsyncd", "--compact"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("tar declares no connect capability"),
+        "{stderr}"
+    );
+}
