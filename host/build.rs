@@ -12,6 +12,7 @@ use std::process::Command;
 const BUILT_IN: &[(&str, &str)] = &[
     ("hoard_plugin_example", "example"),
     ("hoard_plugin_tar", "tar"),
+    ("hoard_plugin_rsync", "rsync"),
     ("hoard_plugin_notify_email", "notify-email"),
     ("hoard_plugin_notify_webhook", "notify-webhook"),
 ];

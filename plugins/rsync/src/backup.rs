@@ -1,0 +1,703 @@
+//! A backup: this side is rsync's receiver and generator in one, the client's rsync the
+//! sender. After the file list arrives, every entry goes to the sink in rsync's order:
+//! directories, symlinks, devices and specials at once; regular files that the incremental
+//! rules call unchanged are kept from the reference without moving content; every other file
+//! is requested with the block checksums of its version in the reference (the basis), and
+//! rebuilt from the sender's literal data and block references, then checked against the
+//! sender's whole-file checksum. A file that fails the check is requested again, whole, in
+//! the redo phase. Hard links are added last, when their first name is stored.
+
+use std::collections::{HashMap, VecDeque};
+
+use hoard_plugin_sdk::transport::hoard::plugin::sink;
+use hoard_plugin_sdk::transport::hoard::plugin::types::{
+    BackupLevel, DeviceNumber, Entry, EntryKind, JobSummary, Timestamp, Xattr,
+};
+use hoard_plugin_sdk::transport::hoard::plugin::{job, reference};
+
+use crate::checksum::rolling;
+use crate::error::{Error, protocol};
+use crate::flist::{
+    FileEntry, FileList, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
+    read_file_list,
+};
+use crate::session::Session;
+use crate::wire::{
+    NDX_DONE, put_i32, put_u16, read_bytes, read_i32, read_u8, read_u16, read_varlong, read_vstring,
+};
+
+/// rsync's smallest block.
+const BLOCK_SIZE: i64 = 700;
+/// Largest block of protocol 30 and later.
+const MAX_BLOCK_SIZE: i64 = 1 << 17;
+/// Largest literal run accepted in one token.
+const MAX_LITERAL: usize = 1 << 20;
+/// Bytes of the basis read from the reference per call.
+const BASIS_READ: u32 = 1 << 20;
+/// Queued requests (bytes) before this side reads answers.
+const HIGH_WATER: usize = 4 << 20;
+
+const ITEM_TRANSFER: u16 = 1 << 15;
+const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
+const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
+const ITEM_IS_NEW: u16 = 1 << 13;
+
+/// Counts for the summary.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Entries handled.
+    pub entries: u64,
+    /// Content bytes rebuilt.
+    pub bytes: u64,
+    /// Entries that failed.
+    pub errors: u64,
+    /// Bytes that arrived as literal data.
+    pub literal: u64,
+    /// Bytes copied from the basis.
+    pub matched: u64,
+    /// Files kept from the reference without any transfer.
+    pub kept: u64,
+}
+
+/// The basis of one requested file: its version in the reference, cut into blocks.
+#[derive(Debug, Clone)]
+struct Basis {
+    path: Vec<u8>,
+    block: u32,
+    count: u32,
+    remainder: u32,
+}
+
+impl Basis {
+    fn block_len(&self, index: u32) -> u32 {
+        if index + 1 == self.count && self.remainder != 0 {
+            self.remainder
+        } else {
+            self.block
+        }
+    }
+}
+
+/// One file asked of the sender.
+struct Request {
+    entry: Entry,
+    basis: Option<Basis>,
+}
+
+/// The job's state while files arrive.
+struct Receiver<'a> {
+    session: &'a mut Session,
+    list: &'a FileList,
+    level: BackupLevel,
+    has_reference: bool,
+    counts: Counts,
+    outstanding: HashMap<i32, Request>,
+    redo: VecDeque<i32>,
+    hardlinks: Vec<Entry>,
+}
+
+/// Receives the file list and every file; returns the counts. The session must be set up.
+pub fn receive(
+    session: &mut Session,
+    level: BackupLevel,
+    has_reference: bool,
+    filter_rules: &[Vec<u8>],
+) -> Result<(JobSummary, Counts), Error> {
+    session.conn.start_mux_in();
+    if session.protocol >= 30 {
+        session.conn.start_mux_out();
+    }
+    let mut out = Vec::new();
+    for rule in filter_rules {
+        put_i32(&mut out, rule.len() as i32);
+        out.extend_from_slice(rule);
+    }
+    put_i32(&mut out, 0);
+    session.conn.send(&out);
+    session.conn.flush()?;
+
+    let list = read_file_list(&mut session.conn, &session.list)?;
+    job::log(
+        job::Level::Info,
+        &format!(
+            "rsync protocol {}, checksum {}, {} entries in the file list",
+            session.protocol,
+            session.checksum.name(),
+            list.entries.len()
+        ),
+    );
+    if list.io_error != 0 {
+        job::log(
+            job::Level::Warning,
+            &format!(
+                "the client's rsync could not read everything (I/O error flags {:#x})",
+                list.io_error
+            ),
+        );
+    }
+    let mut receiver = Receiver {
+        session,
+        list: &list,
+        level,
+        has_reference,
+        counts: Counts::default(),
+        outstanding: HashMap::new(),
+        redo: VecDeque::new(),
+        hardlinks: Vec::new(),
+    };
+    receiver.generate()?;
+    receiver.finish_phases()?;
+    for link in std::mem::take(&mut receiver.hardlinks) {
+        receiver.add(&link);
+    }
+    let counts = receiver.counts;
+    let news = &session.conn.news;
+    let partial = list.io_error != 0 || news.io_error != 0 || counts.errors > 0;
+    Ok((
+        JobSummary {
+            entries: counts.entries,
+            bytes: counts.bytes,
+            errors: counts.errors + news.errors,
+            partial,
+        },
+        counts,
+    ))
+}
+
+impl Receiver<'_> {
+    fn check_cancelled(&self) -> Result<(), Error> {
+        if job::cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds an entry without content; a refusal by the host is logged and counted.
+    fn add(&mut self, entry: &Entry) {
+        match sink::add(entry) {
+            Ok(()) => self.counts.entries += 1,
+            Err(e) => self.entry_error(&entry.path, &e),
+        }
+    }
+
+    fn entry_error(&mut self, path: &[u8], e: &Error) {
+        self.counts.errors += 1;
+        job::log(
+            job::Level::Error,
+            &format!("{}: {}", String::from_utf8_lossy(path), describe(e)),
+        );
+    }
+
+    /// The generator's pass: every entry in sorted order, requests queued for the files
+    /// that must move, answers read whenever the queue is long.
+    fn generate(&mut self) -> Result<(), Error> {
+        let list = self.list;
+        for ndx in 0..list.sorted.len() {
+            self.check_cancelled()?;
+            let arrival = list.sorted[ndx];
+            let file = &list.entries[arrival];
+            let entry = to_entry(file, list)?;
+            if let Some(leader) = file.hardlink_leader.filter(|l| *l != arrival) {
+                let mut link = entry.clone();
+                link.kind = EntryKind::Hardlink(list.entries[leader].share_path());
+                link.size = 0;
+                self.hardlinks.push(link);
+                continue;
+            }
+            if !file.is_file() {
+                self.add(&entry);
+                continue;
+            }
+            if self.unchanged(&entry)? {
+                match sink::keep(&entry) {
+                    Ok(()) => {
+                        self.counts.entries += 1;
+                        self.counts.kept += 1;
+                    }
+                    Err(e) => self.entry_error(&entry.path, &e),
+                }
+                continue;
+            }
+            if entry.size == 0 {
+                self.store_empty(entry);
+                continue;
+            }
+            let basis = if self.has_reference {
+                self.basis_of(&entry)?
+            } else {
+                None
+            };
+            self.request(ndx as i32, entry, basis)?;
+            self.session.conn.pump()?;
+            while self.session.conn.pending_output() > HIGH_WATER && !self.outstanding.is_empty() {
+                if !self.receive_one()? {
+                    return Err(protocol("the sender ended a phase before this side did"));
+                }
+            }
+            if ndx % 256 == 0 {
+                job::progress(self.counts.entries, self.counts.bytes);
+            }
+        }
+        let mut out = Vec::new();
+        self.session.ndx_out.write(&mut out, NDX_DONE);
+        self.session.conn.send(&out);
+        self.session.conn.flush()?;
+        Ok(())
+    }
+
+    fn store_empty(&mut self, entry: Entry) {
+        match sink::begin_file(&entry).and_then(|w| w.finish(false)) {
+            Ok(_) => self.counts.entries += 1,
+            Err(e) => self.entry_error(&entry.path, &e),
+        }
+    }
+
+    /// Incremental rule: same size and mtime as the reference's regular file.
+    fn unchanged(&self, entry: &Entry) -> Result<bool, Error> {
+        if self.level != BackupLevel::Incremental || !self.has_reference {
+            return Ok(false);
+        }
+        Ok(match reference::lookup(&entry.path)? {
+            Some(old) => {
+                matches!(old.kind, EntryKind::File)
+                    && old.size == entry.size
+                    && old.mtime.seconds == entry.mtime.seconds
+                    && old.mtime.nanoseconds == entry.mtime.nanoseconds
+            }
+            None => false,
+        })
+    }
+
+    fn basis_of(&self, entry: &Entry) -> Result<Option<Basis>, Error> {
+        let Some(old) = reference::lookup(&entry.path)? else {
+            return Ok(None);
+        };
+        if !matches!(old.kind, EntryKind::File) || old.size == 0 {
+            return Ok(None);
+        }
+        let len = i64::try_from(old.size).map_err(|_| protocol("basis too large"))?;
+        let block = block_length(len);
+        let count = (len + block - 1) / block;
+        Ok(Some(Basis {
+            path: entry.path.clone(),
+            block: block as u32,
+            count: u32::try_from(count).map_err(|_| protocol("basis has too many blocks"))?,
+            remainder: (len % block) as u32,
+        }))
+    }
+
+    /// Queues the request of one file: its index, flags, and the checksums of its basis.
+    fn request(&mut self, ndx: i32, entry: Entry, basis: Option<Basis>) -> Result<(), Error> {
+        let mut out = Vec::new();
+        self.session.ndx_out.write(&mut out, ndx);
+        if self.session.protocol >= 29 {
+            let flags = if basis.is_some() {
+                ITEM_TRANSFER
+            } else {
+                ITEM_TRANSFER | ITEM_IS_NEW
+            };
+            put_u16(&mut out, flags);
+        }
+        let s2length = self.session.checksum.len() as i32;
+        match &basis {
+            None => {
+                for value in [0, 0, s2length, 0] {
+                    put_i32(&mut out, value);
+                }
+                self.session.conn.send(&out);
+            }
+            Some(b) => {
+                for value in [b.count as i32, b.block as i32, s2length, b.remainder as i32] {
+                    put_i32(&mut out, value);
+                }
+                self.session.conn.send(&out);
+                self.send_block_sums(b)?;
+            }
+        }
+        self.outstanding.insert(ndx, Request { entry, basis });
+        Ok(())
+    }
+
+    fn send_block_sums(&mut self, basis: &Basis) -> Result<(), Error> {
+        let algorithm = self.session.checksum;
+        let seed = self.session.seed;
+        let total = u64::from(basis.block) * u64::from(basis.count.saturating_sub(1))
+            + u64::from(basis.block_len(basis.count.saturating_sub(1)));
+        let per_read = (BASIS_READ / basis.block).max(1) * basis.block;
+        let mut offset = 0u64;
+        let mut out = Vec::new();
+        while offset < total {
+            let want = u64::from(per_read).min(total - offset) as u32;
+            let data = reference::read(&basis.path, offset, want)?;
+            if data.len() != want as usize {
+                return Err(Error::Storage(format!(
+                    "{}: the reference gave {} bytes at {offset}, {want} expected",
+                    String::from_utf8_lossy(&basis.path),
+                    data.len()
+                )));
+            }
+            for block in data.chunks(basis.block as usize) {
+                put_i32(&mut out, rolling(block) as i32);
+                out.extend(algorithm.block_sum(block, seed));
+            }
+            self.session.conn.send(&out);
+            out.clear();
+            offset += u64::from(want);
+        }
+        Ok(())
+    }
+
+    /// Reads one answer of the sender: a file, or the end of a phase (`false`).
+    fn receive_one(&mut self) -> Result<bool, Error> {
+        let ndx = loop {
+            let ndx = self.session.ndx_in.read(&mut self.session.conn)?;
+            // Files the sender could not open come as messages, in order.
+            while let Some(gone) = self.session.conn.take_not_sent() {
+                if let Some(request) = self.outstanding.remove(&gone) {
+                    self.counts.errors += 1;
+                    job::log(
+                        job::Level::Error,
+                        &format!(
+                            "{}: the client could not read it (vanished or unreadable)",
+                            String::from_utf8_lossy(&request.entry.path)
+                        ),
+                    );
+                }
+            }
+            if ndx == NDX_DONE {
+                return Ok(false);
+            }
+            if ndx >= 0 {
+                break ndx;
+            }
+            return Err(protocol(format!("unexpected file index {ndx}")));
+        };
+        let conn = &mut self.session.conn;
+        let iflags = if self.session.protocol >= 29 {
+            read_u16(conn)?
+        } else {
+            ITEM_TRANSFER
+        };
+        if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
+            read_u8(conn)?;
+        }
+        if iflags & ITEM_XNAME_FOLLOWS != 0 {
+            read_vstring(conn, 4096)?;
+        }
+        let Some(request) = self.outstanding.remove(&ndx) else {
+            return Err(protocol(format!(
+                "the sender answered file index {ndx}, which was not asked for"
+            )));
+        };
+        if iflags & ITEM_TRANSFER == 0 {
+            return Err(protocol(format!("file index {ndx} came back without data")));
+        }
+        self.receive_file(ndx, request)?;
+        Ok(true)
+    }
+
+    /// The echoed checksum header, the tokens, and the whole-file checksum of one file.
+    fn receive_file(&mut self, ndx: i32, request: Request) -> Result<(), Error> {
+        let conn = &mut self.session.conn;
+        let count = read_i32(conn)?;
+        let block = read_i32(conn)?;
+        let s2length = read_i32(conn)?;
+        let remainder = read_i32(conn)?;
+        let expected = request.basis.as_ref().map_or((0, 0, 0), |b| {
+            (b.count as i32, b.block as i32, b.remainder as i32)
+        });
+        if (count, block, remainder) != expected || s2length != self.session.checksum.len() as i32 {
+            return Err(protocol(format!(
+                "file index {ndx}: the checksum header came back changed"
+            )));
+        }
+        let mut writer = match sink::begin_file(&request.entry) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                self.entry_error(&request.entry.path, &e);
+                None
+            }
+        };
+        let mut sum = self.session.checksum.file_sum(self.session.seed);
+        let mut written = 0u64;
+        let mut literal = 0u64;
+        let mut matched = 0u64;
+        loop {
+            let token = read_i32(&mut self.session.conn)?;
+            if token == 0 {
+                break;
+            }
+            let data = if token > 0 {
+                let len = token as usize;
+                if len > MAX_LITERAL {
+                    return Err(protocol(format!("a literal run of {len} bytes")));
+                }
+                literal += len as u64;
+                read_bytes(&mut self.session.conn, len, MAX_LITERAL)?
+            } else {
+                let index = u32::try_from(-(i64::from(token) + 1))
+                    .map_err(|_| protocol("bad block index"))?;
+                let Some(basis) = &request.basis else {
+                    return Err(protocol(format!(
+                        "file index {ndx}: a block reference for a file without basis"
+                    )));
+                };
+                if index >= basis.count {
+                    return Err(protocol(format!(
+                        "file index {ndx}: block {index} of {}",
+                        basis.count
+                    )));
+                }
+                let len = basis.block_len(index);
+                let data =
+                    reference::read(&basis.path, u64::from(index) * u64::from(basis.block), len)?;
+                if data.len() != len as usize {
+                    return Err(Error::Storage("the reference gave a short block".into()));
+                }
+                matched += u64::from(len);
+                data
+            };
+            sum.update(&data);
+            written += data.len() as u64;
+            if let Some(w) = &writer
+                && let Err(e) = w.write(&data)
+            {
+                self.entry_error(&request.entry.path, &e);
+                writer = None;
+            }
+        }
+        let theirs = read_bytes(&mut self.session.conn, self.session.checksum.len(), 64)?;
+        self.counts.literal += literal;
+        self.counts.matched += matched;
+        if sum.finish() != theirs {
+            // Abandon what was written (dropping the writer) and ask again, whole.
+            drop(writer);
+            if request.basis.is_some() {
+                job::log(
+                    job::Level::Warning,
+                    &format!(
+                        "{}: checksum mismatch; asking for it again, whole",
+                        String::from_utf8_lossy(&request.entry.path)
+                    ),
+                );
+                // Asked again in the redo phase, without a basis.
+                self.redo.push_back(ndx);
+                self.outstanding.insert(
+                    ndx,
+                    Request {
+                        entry: request.entry,
+                        basis: None,
+                    },
+                );
+            } else {
+                self.counts.errors += 1;
+                job::log(
+                    job::Level::Error,
+                    &format!(
+                        "{}: checksum mismatch on a whole transfer; left out",
+                        String::from_utf8_lossy(&request.entry.path)
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        if let Some(w) = writer {
+            let changed = written != request.entry.size;
+            if changed {
+                job::log(
+                    job::Level::Warning,
+                    &format!(
+                        "{}: {} bytes arrived, the file list said {} (changed while read)",
+                        String::from_utf8_lossy(&request.entry.path),
+                        written,
+                        request.entry.size
+                    ),
+                );
+            }
+            match w.finish(changed) {
+                Ok(_) => {
+                    self.counts.entries += 1;
+                    self.counts.bytes += written;
+                }
+                Err(e) => self.entry_error(&request.entry.path, &e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every answer of phase 0, runs the redo phase, the closing phases, the sender's
+    /// statistics and the goodbye.
+    fn finish_phases(&mut self) -> Result<(), Error> {
+        while self.receive_one()? {}
+        // Redo phase: files whose checksum failed, asked again without a basis.
+        let redo: Vec<i32> = self.redo.drain(..).collect();
+        let mut out = Vec::new();
+        for ndx in &redo {
+            self.session.ndx_out.write(&mut out, *ndx);
+            if self.session.protocol >= 29 {
+                put_u16(&mut out, ITEM_TRANSFER | ITEM_IS_NEW);
+            }
+            for value in [0, 0, self.session.checksum.len() as i32, 0] {
+                put_i32(&mut out, value);
+            }
+        }
+        let dones = if self.session.protocol >= 31 { 3 } else { 2 };
+        for _ in 0..dones {
+            self.session.ndx_out.write(&mut out, NDX_DONE);
+        }
+        self.session.conn.send(&out);
+        self.session.conn.flush()?;
+        while self.receive_one()? {}
+        // The sender's end of phase 2.
+        if self.receive_one()? {
+            return Err(protocol("a file arrived after the last phase"));
+        }
+        if !self.outstanding.is_empty() {
+            return Err(protocol(format!(
+                "{} requested files never came",
+                self.outstanding.len()
+            )));
+        }
+        // Statistics: read, written, size, and (29+) file-list times.
+        let conn = &mut self.session.conn;
+        let fields = if self.session.protocol >= 29 { 5 } else { 3 };
+        for _ in 0..fields {
+            if self.session.protocol >= 30 {
+                read_varlong(conn, 3)?;
+            } else {
+                crate::wire::read_longint(conn)?;
+            }
+        }
+        if self.session.protocol >= 31 {
+            let done = self.session.ndx_in.read(&mut self.session.conn)?;
+            if done != NDX_DONE {
+                return Err(protocol(format!("goodbye expected, index {done} came")));
+            }
+        }
+        let mut out = Vec::new();
+        self.session.ndx_out.write(&mut out, NDX_DONE);
+        self.session.conn.send(&out);
+        self.session.conn.flush()?;
+        Ok(())
+    }
+}
+
+/// rsync's block length for a basis of `len` bytes (`sum_sizes_sqroot`).
+pub fn block_length(len: i64) -> i64 {
+    if len <= BLOCK_SIZE * BLOCK_SIZE {
+        return BLOCK_SIZE;
+    }
+    let mut c: i64 = 1;
+    let mut l = len;
+    loop {
+        l >>= 2;
+        if l == 0 {
+            break;
+        }
+        c <<= 1;
+    }
+    if c >= MAX_BLOCK_SIZE {
+        return MAX_BLOCK_SIZE;
+    }
+    let mut block: i64 = 0;
+    loop {
+        block |= c;
+        if len < block * block {
+            block &= !c;
+        }
+        c >>= 1;
+        if c < 8 {
+            break;
+        }
+    }
+    block.max(BLOCK_SIZE)
+}
+
+/// The contract's entry for a file-list entry.
+pub fn to_entry(file: &FileEntry, list: &FileList) -> Result<Entry, Error> {
+    let kind = match file.kind() {
+        S_IFDIR => EntryKind::Directory,
+        S_IFREG => EntryKind::File,
+        S_IFLNK => EntryKind::Symlink(
+            file.target
+                .clone()
+                .ok_or_else(|| protocol("a symlink without target"))?,
+        ),
+        S_IFCHR | S_IFBLK => {
+            let (major, minor) = file.rdev.unwrap_or((0, 0));
+            let number = DeviceNumber { major, minor };
+            if file.kind() == S_IFCHR {
+                EntryKind::CharDevice(number)
+            } else {
+                EntryKind::BlockDevice(number)
+            }
+        }
+        S_IFIFO => EntryKind::Fifo,
+        S_IFSOCK => EntryKind::Socket,
+        other => {
+            return Err(protocol(format!(
+                "{}: unknown file type {other:o}",
+                String::from_utf8_lossy(&file.name)
+            )));
+        }
+    };
+    Ok(Entry {
+        path: file.share_path(),
+        size: if matches!(kind, EntryKind::File) {
+            file.size
+        } else {
+            0
+        },
+        kind,
+        mode: file.mode & 0o7777,
+        uid: file.uid,
+        gid: file.gid,
+        user: list.users.get(&file.uid).cloned(),
+        group: list.groups.get(&file.gid).cloned(),
+        mtime: Timestamp {
+            seconds: file.mtime,
+            nanoseconds: file.mtime_nsec,
+        },
+        xattrs: file
+            .xattrs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !file.abbreviated.contains(i))
+            .map(|(_, (name, value))| Xattr {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    })
+}
+
+fn describe(e: &Error) -> String {
+    match e {
+        Error::NotGranted(m)
+        | Error::Client(m)
+        | Error::Protocol(m)
+        | Error::Storage(m)
+        | Error::Other(m) => m.clone(),
+        Error::Cancelled => "cancelled".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_lengths_follow_rsync() {
+        assert_eq!(block_length(10), 700);
+        assert_eq!(block_length(700 * 700), 700);
+        // sqrt(1 GiB) = 32768.
+        assert_eq!(block_length(1 << 30), 32768);
+        assert_eq!(block_length(1 << 40), MAX_BLOCK_SIZE);
+        let b = block_length(5_000_000);
+        assert!(
+            b % 8 == 0 && b * b <= 5_000_000 && (b + 8) * (b + 8) > 5_000_000,
+            "{b}"
+        );
+    }
+}

@@ -1,0 +1,606 @@
+//! The file list: decoding the sender's entries (each field sent only when it differs from
+//! the previous entry), the owner and group name lists that follow, hard-link groups, and
+//! rsync's sort order (the indexes both sides exchange point into the sorted list).
+//!
+//! Every name is checked as it arrives: no `..`, not absolute, no NUL, at most
+//! [`MAX_PATH`] bytes; a list longer than [`MAX_ENTRIES`] is refused.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, protocol};
+use crate::wire::{Source, read_bytes, read_i32, read_longint, read_u8, read_varint, read_varlong};
+
+/// Longest path accepted (rsync's MAXPATHLEN).
+pub const MAX_PATH: usize = 4096;
+/// Most entries accepted in one file list.
+pub const MAX_ENTRIES: usize = 20_000_000;
+/// Most xattrs of one entry.
+const MAX_XATTRS: usize = 10_000;
+
+// Transmission flags (rsync.h).
+const XMIT_SAME_MODE: u32 = 1 << 1;
+const XMIT_EXTENDED_FLAGS: u32 = 1 << 2;
+const XMIT_SAME_UID: u32 = 1 << 3;
+const XMIT_SAME_GID: u32 = 1 << 4;
+const XMIT_SAME_NAME: u32 = 1 << 5;
+const XMIT_LONG_NAME: u32 = 1 << 6;
+const XMIT_SAME_TIME: u32 = 1 << 7;
+const XMIT_SAME_RDEV_MAJOR: u32 = 1 << 8;
+const XMIT_HLINKED: u32 = 1 << 9;
+const XMIT_SAME_DEV_PRE30: u32 = 1 << 10;
+const XMIT_USER_NAME_FOLLOWS: u32 = 1 << 10;
+const XMIT_RDEV_MINOR_8_PRE30: u32 = 1 << 11;
+const XMIT_GROUP_NAME_FOLLOWS: u32 = 1 << 11;
+const XMIT_HLINK_FIRST: u32 = 1 << 12;
+const XMIT_IO_ERROR_ENDLIST: u32 = 1 << 12;
+const XMIT_MOD_NSEC: u32 = 1 << 13;
+
+/// File type bits of a mode as rsync sends it (the Linux values).
+pub const S_IFMT: u32 = 0o170000;
+/// A directory.
+pub const S_IFDIR: u32 = 0o040000;
+/// A regular file.
+pub const S_IFREG: u32 = 0o100000;
+/// A symlink.
+pub const S_IFLNK: u32 = 0o120000;
+/// A character device.
+pub const S_IFCHR: u32 = 0o020000;
+/// A block device.
+pub const S_IFBLK: u32 = 0o060000;
+/// A fifo.
+pub const S_IFIFO: u32 = 0o010000;
+/// A socket.
+pub const S_IFSOCK: u32 = 0o140000;
+
+/// What the file list carries, from the options both sides agreed on.
+#[derive(Debug, Clone, Copy)]
+pub struct ListOptions {
+    /// The protocol in use.
+    pub protocol: i32,
+    /// Flags are varints and the list ends with an error code (protocol 31's `v`).
+    pub varint_flags: bool,
+    /// The list may end with `XMIT_IO_ERROR_ENDLIST` (safe file lists).
+    pub safe_flist: bool,
+    /// Owners (`-o`) and groups (`-g`) are sent.
+    pub owners: bool,
+    /// Devices and specials (`-D`) carry device numbers.
+    pub devices: bool,
+    /// Symlinks (`-l`) carry targets.
+    pub links: bool,
+    /// Hard links (`-H`).
+    pub hard_links: bool,
+    /// Extended attributes (`-X`).
+    pub xattrs: bool,
+    /// Names of owners and groups follow the list (no `--numeric-ids`).
+    pub id_names: bool,
+}
+
+/// One entry of the file list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// The path relative to the transfer root (`.` is the root itself).
+    pub name: Vec<u8>,
+    /// Type and permission bits.
+    pub mode: u32,
+    /// Size of a regular file (or symlink target length).
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Nanoseconds of the modification time.
+    pub mtime_nsec: u32,
+    /// Numeric owner.
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Device number (major, minor) of devices.
+    pub rdev: Option<(u32, u32)>,
+    /// A symlink's target.
+    pub target: Option<Vec<u8>>,
+    /// For a hard-linked file: the index (in arrival order) of the first of its group.
+    pub hardlink_leader: Option<usize>,
+    /// Extended attributes (name, value); values longer than [`MAX_FULL_DATUM`] arrive as
+    /// their checksum and are marked in `abbreviated`.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Indexes in `xattrs` whose value is only a checksum.
+    pub abbreviated: Vec<usize>,
+}
+
+impl FileEntry {
+    /// The file type bits.
+    pub fn kind(&self) -> u32 {
+        self.mode & S_IFMT
+    }
+
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind() == S_IFDIR
+    }
+
+    /// Whether it is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind() == S_IFREG
+    }
+
+    /// The share-relative path of the contract (`.` becomes the empty path).
+    pub fn share_path(&self) -> Vec<u8> {
+        if self.name == b"." {
+            Vec::new()
+        } else {
+            self.name.strip_prefix(b"./").unwrap_or(&self.name).to_vec()
+        }
+    }
+}
+
+/// The whole list as received: entries in arrival order, the sorted order the indexes use,
+/// the owner and group names, and the error code the sender ended it with.
+#[derive(Debug, Default)]
+pub struct FileList {
+    /// Entries in arrival order.
+    pub entries: Vec<FileEntry>,
+    /// `sorted[ndx]` is the arrival index of the entry the file index `ndx` names.
+    pub sorted: Vec<usize>,
+    /// Owner names by id.
+    pub users: HashMap<u32, String>,
+    /// Group names by id.
+    pub groups: HashMap<u32, String>,
+    /// The sender's I/O error flags (some files could not be read).
+    pub io_error: i32,
+}
+
+impl FileList {
+    /// The entry file index `ndx` names.
+    pub fn by_ndx(&self, ndx: i32) -> Option<&FileEntry> {
+        let i = usize::try_from(ndx).ok()?;
+        self.sorted.get(i).and_then(|&a| self.entries.get(a))
+    }
+}
+
+/// The fields an entry inherits from the previous one.
+#[derive(Default)]
+struct Previous {
+    name: Vec<u8>,
+    mode: u32,
+    mtime: i64,
+    uid: u32,
+    gid: u32,
+    rdev_major: u32,
+    dev: i64,
+}
+
+/// Reads the file list up to its end marker, then the id lists (and, before protocol 30,
+/// the I/O error flag), and sorts it.
+pub fn read_file_list<S: Source + ?Sized>(
+    src: &mut S,
+    options: &ListOptions,
+) -> Result<FileList, Error> {
+    let mut list = FileList::default();
+    let mut prev = Previous::default();
+    let mut inodes: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut sets = Vec::new();
+    loop {
+        let flags = if options.varint_flags {
+            let flags = read_varint(src)? as u32;
+            if flags == 0 {
+                list.io_error = read_varint(src)?;
+                break;
+            }
+            flags
+        } else {
+            let mut flags = u32::from(read_u8(src)?);
+            if flags == 0 {
+                break;
+            }
+            if options.protocol >= 28 && flags & XMIT_EXTENDED_FLAGS != 0 {
+                flags |= u32::from(read_u8(src)?) << 8;
+            }
+            if flags == XMIT_EXTENDED_FLAGS | XMIT_IO_ERROR_ENDLIST {
+                if !options.safe_flist && options.protocol < 31 {
+                    return Err(protocol(format!("invalid file-list flags {flags:#x}")));
+                }
+                list.io_error = read_varint(src)?;
+                break;
+            }
+            flags
+        };
+        if list.entries.len() >= MAX_ENTRIES {
+            return Err(protocol(format!(
+                "the file list has more than {MAX_ENTRIES} entries"
+            )));
+        }
+        let entry = read_entry(
+            src,
+            options,
+            flags,
+            &mut prev,
+            &list,
+            &mut inodes,
+            &mut sets,
+        )?;
+        list.entries.push(entry);
+    }
+    if options.owners && options.id_names {
+        read_id_names(src, options, &mut list.users)?;
+        read_id_names(src, options, &mut list.groups)?;
+    }
+    if options.protocol < 30 {
+        list.io_error = read_i32(src)?;
+    }
+    list.sorted = sort_order(&list.entries);
+    Ok(list)
+}
+
+fn read_varint30<S: Source + ?Sized>(src: &mut S, protocol: i32) -> Result<i32, Error> {
+    if protocol < 30 {
+        read_i32(src)
+    } else {
+        read_varint(src)
+    }
+}
+
+fn read_varlong30<S: Source + ?Sized>(
+    src: &mut S,
+    protocol: i32,
+    min: usize,
+) -> Result<i64, Error> {
+    if protocol < 30 {
+        read_longint(src)
+    } else {
+        read_varlong(src, min)
+    }
+}
+
+fn read_entry<S: Source + ?Sized>(
+    src: &mut S,
+    options: &ListOptions,
+    flags: u32,
+    prev: &mut Previous,
+    list: &FileList,
+    inodes: &mut HashMap<(i64, i64), usize>,
+    sets: &mut Vec<XattrSet>,
+) -> Result<FileEntry, Error> {
+    let protocol_version = options.protocol;
+    let same = if flags & XMIT_SAME_NAME != 0 {
+        usize::from(read_u8(src)?)
+    } else {
+        0
+    };
+    let rest_len = if flags & XMIT_LONG_NAME != 0 {
+        usize::try_from(read_varint30(src, protocol_version)?)
+            .map_err(|_| protocol("negative name length"))?
+    } else {
+        usize::from(read_u8(src)?)
+    };
+    if same > prev.name.len() || same + rest_len >= MAX_PATH {
+        return Err(protocol(format!(
+            "file-list name too long or inconsistent ({same} + {rest_len} bytes)"
+        )));
+    }
+    let mut name = prev.name[..same].to_vec();
+    name.extend(read_bytes(src, rest_len, MAX_PATH)?);
+    check_name(&name)?;
+    prev.name.clone_from(&name);
+
+    let mut entry = FileEntry {
+        name,
+        mode: 0,
+        size: 0,
+        mtime: 0,
+        mtime_nsec: 0,
+        uid: 0,
+        gid: 0,
+        rdev: None,
+        target: None,
+        hardlink_leader: None,
+        xattrs: Vec::new(),
+        abbreviated: Vec::new(),
+    };
+
+    if protocol_version >= 30 && flags & XMIT_HLINKED != 0 && flags & XMIT_HLINK_FIRST == 0 {
+        let first =
+            usize::try_from(read_varint(src)?).map_err(|_| protocol("negative hard-link index"))?;
+        let Some(leader) = list.entries.get(first) else {
+            return Err(protocol(format!(
+                "hard-link reference {first} out of range ({} entries so far)",
+                list.entries.len()
+            )));
+        };
+        entry.mode = leader.mode;
+        entry.size = leader.size;
+        entry.mtime = leader.mtime;
+        entry.mtime_nsec = leader.mtime_nsec;
+        entry.uid = leader.uid;
+        entry.gid = leader.gid;
+        entry.rdev = leader.rdev;
+        entry.target.clone_from(&leader.target);
+        entry.hardlink_leader = Some(leader.hardlink_leader.unwrap_or(first));
+        prev.mode = leader.mode;
+        prev.mtime = leader.mtime;
+        prev.uid = leader.uid;
+        prev.gid = leader.gid;
+        if let Some((major, _)) = leader.rdev {
+            prev.rdev_major = major;
+        }
+        if options.xattrs {
+            read_xattrs(src, &mut entry, sets)?;
+        }
+        return Ok(entry);
+    }
+
+    let size = read_varlong30(src, protocol_version, 3)?;
+    entry.size = u64::try_from(size).map_err(|_| protocol("negative file length"))?;
+    if flags & XMIT_SAME_TIME == 0 {
+        prev.mtime = if protocol_version >= 30 {
+            read_varlong(src, 4)?
+        } else {
+            i64::from(read_i32(src)? as u32)
+        };
+    }
+    entry.mtime = prev.mtime;
+    if flags & XMIT_MOD_NSEC != 0 {
+        let nsec = read_varint(src)?;
+        entry.mtime_nsec = u32::try_from(nsec)
+            .ok()
+            .filter(|n| *n < 1_000_000_000)
+            .ok_or_else(|| protocol(format!("bad nanoseconds {nsec}")))?;
+    }
+    if flags & XMIT_SAME_MODE == 0 {
+        prev.mode = read_i32(src)? as u32;
+    }
+    entry.mode = prev.mode;
+    if options.owners {
+        if flags & XMIT_SAME_UID == 0 {
+            prev.uid = read_varint30(src, protocol_version)? as u32;
+            if protocol_version >= 30 && flags & XMIT_USER_NAME_FOLLOWS != 0 {
+                let len = usize::from(read_u8(src)?);
+                let _name = read_bytes(src, len, 255)?;
+            }
+        }
+        if flags & XMIT_SAME_GID == 0 {
+            prev.gid = read_varint30(src, protocol_version)? as u32;
+            if protocol_version >= 30 && flags & XMIT_GROUP_NAME_FOLLOWS != 0 {
+                let len = usize::from(read_u8(src)?);
+                let _name = read_bytes(src, len, 255)?;
+            }
+        }
+        entry.uid = prev.uid;
+        entry.gid = prev.gid;
+    }
+    let kind = entry.kind();
+    let is_device = kind == S_IFCHR || kind == S_IFBLK;
+    let is_special = kind == S_IFIFO || kind == S_IFSOCK;
+    if options.devices && (is_device || (is_special && protocol_version < 31)) {
+        if flags & XMIT_SAME_RDEV_MAJOR == 0 {
+            prev.rdev_major = read_varint30(src, protocol_version)? as u32;
+        }
+        let minor = if protocol_version >= 30 {
+            read_varint(src)? as u32
+        } else if flags & XMIT_RDEV_MINOR_8_PRE30 != 0 {
+            u32::from(read_u8(src)?)
+        } else {
+            read_i32(src)? as u32
+        };
+        if is_device {
+            entry.rdev = Some((prev.rdev_major, minor));
+        }
+        entry.size = 0;
+    }
+    if options.links && kind == S_IFLNK {
+        let len = usize::try_from(read_varint30(src, protocol_version)?)
+            .map_err(|_| protocol("negative symlink length"))?;
+        if len == 0 || len >= MAX_PATH {
+            return Err(protocol(format!("symlink target of {len} bytes")));
+        }
+        let target = read_bytes(src, len, MAX_PATH)?;
+        if target.contains(&0) {
+            return Err(protocol("NUL byte in a symlink target"));
+        }
+        entry.target = Some(target);
+    }
+    if options.hard_links && flags & XMIT_HLINKED != 0 && protocol_version < 30 {
+        if flags & XMIT_SAME_DEV_PRE30 == 0 {
+            prev.dev = read_longint(src)?;
+        }
+        let ino = read_longint(src)?;
+        let here = list.entries.len();
+        match inodes.get(&(prev.dev, ino)) {
+            Some(&leader) => entry.hardlink_leader = Some(leader),
+            None => {
+                inodes.insert((prev.dev, ino), here);
+            }
+        }
+    }
+    if options.xattrs {
+        read_xattrs(src, &mut entry, sets)?;
+    }
+    Ok(entry)
+}
+
+/// `receive_xattr`: the index of a set sent before (plus one), or zero and a new set. Names
+/// arrive whole (`user.x`, `security.y`) and end with a NUL; values longer than
+/// [`MAX_FULL_DATUM`] arrive as their checksum only.
+fn read_xattrs<S: Source + ?Sized>(
+    src: &mut S,
+    entry: &mut FileEntry,
+    sets: &mut Vec<XattrSet>,
+) -> Result<(), Error> {
+    let ndx = read_varint(src)?;
+    if ndx != 0 {
+        let set = usize::try_from(ndx - 1)
+            .ok()
+            .and_then(|i| sets.get(i))
+            .ok_or_else(|| protocol(format!("xattr set {ndx} out of range")))?;
+        entry.xattrs.clone_from(&set.values);
+        entry.abbreviated.clone_from(&set.abbreviated);
+        return Ok(());
+    }
+    let count = usize::try_from(read_varint(src)?).map_err(|_| protocol("negative xattr count"))?;
+    if count > MAX_XATTRS {
+        return Err(protocol(format!("{count} xattrs on one entry")));
+    }
+    let mut set = XattrSet::default();
+    for i in 0..count {
+        let name_len = usize::try_from(read_varint(src)?)
+            .map_err(|_| protocol("negative xattr name length"))?;
+        let datum_len = usize::try_from(read_varint(src)?)
+            .map_err(|_| protocol("negative xattr value length"))?;
+        let mut name = read_bytes(src, name_len, 4096)?;
+        if name.pop() != Some(0) {
+            return Err(protocol("an xattr name without its trailing NUL"));
+        }
+        let value = if datum_len > MAX_FULL_DATUM {
+            set.abbreviated.push(i);
+            read_bytes(src, XATTR_SUM_LEN, XATTR_SUM_LEN)?
+        } else {
+            read_bytes(src, datum_len, MAX_FULL_DATUM)?
+        };
+        set.values.push((name, value));
+    }
+    entry.xattrs.clone_from(&set.values);
+    entry.abbreviated.clone_from(&set.abbreviated);
+    sets.push(set);
+    Ok(())
+}
+
+/// One set of xattrs as sent, which later entries may name by index.
+#[derive(Debug, Clone, Default)]
+pub struct XattrSet {
+    values: Vec<(Vec<u8>, Vec<u8>)>,
+    abbreviated: Vec<usize>,
+}
+
+/// Values longer than this arrive as their checksum (`MAX_FULL_DATUM`).
+pub const MAX_FULL_DATUM: usize = 32;
+/// The length of an abbreviated xattr value's checksum (MD5).
+pub const XATTR_SUM_LEN: usize = 16;
+
+fn read_id_names<S: Source + ?Sized>(
+    src: &mut S,
+    options: &ListOptions,
+    names: &mut HashMap<u32, String>,
+) -> Result<(), Error> {
+    for _ in 0..1_000_000 {
+        let id = read_varint30(src, options.protocol)?;
+        if id == 0 {
+            return Ok(());
+        }
+        let len = usize::from(read_u8(src)?);
+        let name = read_bytes(src, len, 255)?;
+        names.insert(id as u32, String::from_utf8_lossy(&name).into_owned());
+    }
+    Err(protocol("an id list without end"))
+}
+
+/// Refuses names that would leave the transfer root.
+fn check_name(name: &[u8]) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(protocol("an empty name in the file list"));
+    }
+    if name.first() == Some(&b'/') {
+        return Err(protocol(format!(
+            "absolute name in the file list: {}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    if name.contains(&0) {
+        return Err(protocol("NUL byte in a file-list name"));
+    }
+    if name.split(|b| *b == b'/').any(|c| c == b"..") {
+        return Err(protocol(format!(
+            "`..` in a file-list name: {}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    Ok(())
+}
+
+/// One component of a sort key: non-directories sort before directories at each level, and
+/// a directory's name is compared with a `/` after it (rsync's `f_name_cmp`, protocol 29+).
+fn sort_key(entry: &FileEntry) -> Vec<(bool, Vec<u8>)> {
+    let path = entry.share_path();
+    if path.is_empty() {
+        return Vec::new();
+    }
+    let parts: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+    let last = parts.len() - 1;
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let dir = i < last || entry.is_dir();
+            let mut name = part.to_vec();
+            if dir {
+                name.push(b'/');
+            }
+            (dir, name)
+        })
+        .collect()
+}
+
+/// The sorted order of the list: `result[ndx]` is an arrival index.
+pub fn sort_order(entries: &[FileEntry]) -> Vec<usize> {
+    let keys: Vec<Vec<(bool, Vec<u8>)>> = entries.iter().map(sort_key).collect();
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, mode: u32) -> FileEntry {
+        FileEntry {
+            name: name.as_bytes().to_vec(),
+            mode,
+            size: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            uid: 0,
+            gid: 0,
+            rdev: None,
+            target: None,
+            hardlink_leader: None,
+            xattrs: Vec::new(),
+            abbreviated: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn files_sort_before_directories_and_a_directory_before_its_content() {
+        let entries = vec![
+            entry("sub", S_IFDIR),
+            entry("zfile", S_IFREG),
+            entry("sub/x", S_IFREG),
+            entry(".", S_IFDIR),
+            entry("sub.x", S_IFDIR),
+            entry("afile", S_IFREG),
+            entry("sub/deeper", S_IFDIR),
+            entry("sub/z", S_IFREG),
+        ];
+        let order: Vec<&str> = sort_order(&entries)
+            .into_iter()
+            .map(|i| std::str::from_utf8(&entries[i].name).unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ".",
+                "afile",
+                "zfile",
+                "sub.x",
+                "sub",
+                "sub/x",
+                "sub/z",
+                "sub/deeper"
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for name in ["../x", "a/../b", "/etc/passwd", "a\0b", ""] {
+            assert!(check_name(name.as_bytes()).is_err(), "{name:?}");
+        }
+        assert!(check_name(b"a/..b/c").is_ok());
+    }
+}
