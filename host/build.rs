@@ -32,6 +32,9 @@ fn main() {
         "plugins/sdk",
         "plugins/example",
         "plugins/tar",
+        "plugins/rsync",
+        "plugins/notify-email",
+        "plugins/notify-webhook",
         "plugins/testing",
         "wit",
     ] {

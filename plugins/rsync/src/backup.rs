@@ -420,6 +420,7 @@ impl Receiver<'_> {
             }
         };
         let mut sum = self.session.checksum.file_sum(self.session.seed);
+        let mut window = Window::default();
         let mut written = 0u64;
         let mut literal = 0u64;
         let mut matched = 0u64;
@@ -450,11 +451,8 @@ impl Receiver<'_> {
                     )));
                 }
                 let len = basis.block_len(index);
-                let data =
-                    reference::read(&basis.path, u64::from(index) * u64::from(basis.block), len)?;
-                if data.len() != len as usize {
-                    return Err(Error::Storage("the reference gave a short block".into()));
-                }
+                let offset = u64::from(index) * u64::from(basis.block);
+                let data = window.block(basis, offset, len)?.to_vec();
                 matched += u64::from(len);
                 data
             };
@@ -580,6 +578,34 @@ impl Receiver<'_> {
         self.session.conn.send(&out);
         self.session.conn.flush()?;
         Ok(())
+    }
+}
+
+/// A window of the basis read from the reference in large pieces: matched blocks mostly
+/// come in order, so one read serves many of them.
+#[derive(Default)]
+struct Window {
+    offset: u64,
+    data: Vec<u8>,
+}
+
+impl Window {
+    fn block(&mut self, basis: &Basis, offset: u64, len: u32) -> Result<&[u8], Error> {
+        let end = offset + u64::from(len);
+        let cached_end = self.offset + self.data.len() as u64;
+        if offset < self.offset || end > cached_end {
+            let per_read = u64::from((BASIS_READ / basis.block).max(1) * basis.block);
+            let total = u64::from(basis.block) * u64::from(basis.count.saturating_sub(1))
+                + u64::from(basis.block_len(basis.count.saturating_sub(1)));
+            let want = per_read.min(total - offset).max(u64::from(len));
+            self.data = reference::read(&basis.path, offset, want as u32)?;
+            self.offset = offset;
+            if (self.data.len() as u64) < u64::from(len) {
+                return Err(Error::Storage("the reference gave a short block".into()));
+            }
+        }
+        let start = (offset - self.offset) as usize;
+        Ok(&self.data[start..start + len as usize])
     }
 }
 

@@ -179,10 +179,22 @@ impl Conn {
         loop {
             self.write_some()?;
             if self.out.is_empty() {
-                return self
-                    .output
-                    .flush()
-                    .map_err(|e| stream_error("flush to rsync", e));
+                break;
+            }
+            self.wait(true)?;
+        }
+        // A flush completes when the stream accepts writes again; input keeps being read
+        // meanwhile, so a peer that is writing to this side cannot block it.
+        self.output
+            .flush()
+            .map_err(|e| stream_error("flush to rsync", e))?;
+        loop {
+            let permit = self
+                .output
+                .check_write()
+                .map_err(|e| stream_error("flush to rsync", e))?;
+            if permit > 0 {
+                return Ok(());
             }
             self.wait(true)?;
         }
