@@ -604,3 +604,256 @@ mod tests {
         assert!(check_name(b"a/..b/c").is_ok());
     }
 }
+
+/// The fields the next entry may share with the previous one, on the sending side.
+#[derive(Default)]
+pub struct Encoder {
+    last_name: Vec<u8>,
+    mode: Option<u32>,
+    mtime: Option<i64>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    rdev_major: Option<u32>,
+    sets: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+fn put_varint30(out: &mut Vec<u8>, protocol: i32, value: i32) {
+    if protocol < 30 {
+        crate::wire::put_i32(out, value);
+    } else {
+        crate::wire::put_varint(out, value);
+    }
+}
+
+fn put_varlong30(out: &mut Vec<u8>, protocol: i32, value: i64, min: usize) {
+    if protocol < 30 {
+        crate::wire::put_longint(out, value);
+    } else {
+        crate::wire::put_varlong(out, value, min);
+    }
+}
+
+impl Encoder {
+    /// Appends one entry (`send_file_entry`). `first_of_group` is the index of an earlier
+    /// entry this one is a hard link to (protocol 30+), or `Some(self)` for the first name
+    /// of a group; before protocol 30 hard links carry `(dev, ino)` instead (`inode`).
+    pub fn put(
+        &mut self,
+        out: &mut Vec<u8>,
+        options: &ListOptions,
+        index: usize,
+        entry: &FileEntry,
+        hard_link: Option<usize>,
+        inode: Option<(i64, i64)>,
+    ) {
+        let protocol = options.protocol;
+        let kind = entry.kind();
+        let mut flags: u32 = 0;
+        if kind == S_IFDIR && entry.name == b"." {
+            flags |= XMIT_TOP_DIR_FLAG;
+        }
+        if self.mode == Some(entry.mode) {
+            flags |= XMIT_SAME_MODE;
+        }
+        self.mode = Some(entry.mode);
+        let is_device = kind == S_IFCHR || kind == S_IFBLK;
+        let is_special = kind == S_IFIFO || kind == S_IFSOCK;
+        let (major, minor) = entry.rdev.unwrap_or((0, 0));
+        if options.devices && is_device {
+            if self.rdev_major == Some(major) {
+                flags |= XMIT_SAME_RDEV_MAJOR;
+            }
+            self.rdev_major = Some(major);
+            if protocol < 30 && minor <= 0xff {
+                flags |= XMIT_RDEV_MINOR_8_PRE30;
+            }
+        } else if options.devices && is_special && protocol < 31 {
+            flags |= XMIT_SAME_RDEV_MAJOR;
+            if self.rdev_major.is_none() {
+                // Nothing sent yet: the receiver's previous major is 0.
+                self.rdev_major = Some(0);
+            }
+            if protocol < 30 {
+                flags |= XMIT_RDEV_MINOR_8_PRE30;
+            }
+        }
+        let first = self.last_name.is_empty();
+        if options.owners {
+            if !first && self.uid == Some(entry.uid) {
+                flags |= XMIT_SAME_UID;
+            }
+            if !first && self.gid == Some(entry.gid) {
+                flags |= XMIT_SAME_GID;
+            }
+            self.uid = Some(entry.uid);
+            self.gid = Some(entry.gid);
+        } else {
+            flags |= XMIT_SAME_UID | XMIT_SAME_GID;
+        }
+        if self.mtime == Some(entry.mtime) {
+            flags |= XMIT_SAME_TIME;
+        }
+        self.mtime = Some(entry.mtime);
+        if entry.mtime_nsec != 0 && protocol >= 31 {
+            flags |= XMIT_MOD_NSEC;
+        }
+        let mut leader = None;
+        if options.hard_links && (hard_link.is_some() || inode.is_some()) {
+            flags |= XMIT_HLINKED;
+            if protocol >= 30 {
+                match hard_link {
+                    Some(l) if l != index => leader = Some(l),
+                    _ => flags |= XMIT_HLINK_FIRST,
+                }
+            }
+        }
+        let common = self
+            .last_name
+            .iter()
+            .zip(&entry.name)
+            .take(255)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let rest = &entry.name[common..];
+        if common > 0 {
+            flags |= XMIT_SAME_NAME;
+        }
+        if rest.len() > 255 {
+            flags |= XMIT_LONG_NAME;
+        }
+        if options.varint_flags {
+            crate::wire::put_varint(
+                out,
+                if flags == 0 {
+                    XMIT_EXTENDED_FLAGS as i32
+                } else {
+                    flags as i32
+                },
+            );
+        } else {
+            if flags == 0 && kind != S_IFDIR {
+                flags |= XMIT_TOP_DIR_FLAG;
+            }
+            if flags & 0xff00 != 0 || flags == 0 {
+                flags |= XMIT_EXTENDED_FLAGS;
+                crate::wire::put_u16(out, flags as u16);
+            } else {
+                out.push(flags as u8);
+            }
+        }
+        if flags & XMIT_SAME_NAME != 0 {
+            out.push(common as u8);
+        }
+        if flags & XMIT_LONG_NAME != 0 {
+            put_varint30(out, protocol, rest.len() as i32);
+        } else {
+            out.push(rest.len() as u8);
+        }
+        out.extend_from_slice(rest);
+        self.last_name.clone_from(&entry.name);
+        if let Some(l) = leader {
+            crate::wire::put_varint(out, l as i32);
+        } else {
+            put_varlong30(out, protocol, entry.size as i64, 3);
+            if flags & XMIT_SAME_TIME == 0 {
+                if protocol >= 30 {
+                    crate::wire::put_varlong(out, entry.mtime, 4);
+                } else {
+                    crate::wire::put_i32(out, entry.mtime as i32);
+                }
+            }
+            if flags & XMIT_MOD_NSEC != 0 {
+                crate::wire::put_varint(out, entry.mtime_nsec as i32);
+            }
+            if flags & XMIT_SAME_MODE == 0 {
+                crate::wire::put_i32(out, entry.mode as i32);
+            }
+            if options.owners {
+                if flags & XMIT_SAME_UID == 0 {
+                    put_varint30(out, protocol, entry.uid as i32);
+                }
+                if flags & XMIT_SAME_GID == 0 {
+                    put_varint30(out, protocol, entry.gid as i32);
+                }
+            }
+            if options.devices && (is_device || (is_special && protocol < 31)) {
+                let minor = if is_device { minor } else { 0 };
+                if flags & XMIT_SAME_RDEV_MAJOR == 0 {
+                    put_varint30(out, protocol, major as i32);
+                }
+                if protocol >= 30 {
+                    crate::wire::put_varint(out, minor as i32);
+                } else if flags & XMIT_RDEV_MINOR_8_PRE30 != 0 {
+                    out.push(minor as u8);
+                } else {
+                    crate::wire::put_i32(out, minor as i32);
+                }
+            }
+            if options.links && kind == S_IFLNK {
+                let target = entry.target.as_deref().unwrap_or(b"");
+                put_varint30(out, protocol, target.len() as i32);
+                out.extend_from_slice(target);
+            }
+            if let (Some((dev, ino)), true) = (inode, protocol < 30) {
+                crate::wire::put_longint(out, dev + 1);
+                crate::wire::put_longint(out, ino);
+            }
+        }
+        if options.xattrs {
+            self.put_xattrs(out, entry);
+        }
+    }
+
+    /// `send_xattr`: a set sent before by its index, or the set itself. Values longer than
+    /// [`MAX_FULL_DATUM`] are left out by the caller (rsync would abbreviate them and fetch
+    /// them later).
+    fn put_xattrs(&mut self, out: &mut Vec<u8>, entry: &FileEntry) {
+        if let Some(i) = self.sets.iter().position(|s| *s == entry.xattrs) {
+            crate::wire::put_varint(out, i as i32 + 1);
+            return;
+        }
+        crate::wire::put_varint(out, 0);
+        crate::wire::put_varint(out, entry.xattrs.len() as i32);
+        for (name, value) in &entry.xattrs {
+            crate::wire::put_varint(out, name.len() as i32 + 1);
+            crate::wire::put_varint(out, value.len() as i32);
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(value);
+        }
+        self.sets.push(entry.xattrs.clone());
+    }
+
+    /// The end of the list (`write_end_of_flist`), then the owner and group names, then
+    /// (before protocol 30) the I/O error flag.
+    pub fn finish(
+        &self,
+        out: &mut Vec<u8>,
+        options: &ListOptions,
+        users: &[(u32, String)],
+        groups: &[(u32, String)],
+    ) {
+        if options.varint_flags {
+            crate::wire::put_varint(out, 0);
+            crate::wire::put_varint(out, 0);
+        } else {
+            out.push(0);
+        }
+        if options.owners && options.id_names {
+            for list in [users, groups] {
+                for (id, name) in list.iter().filter(|(id, _)| *id != 0) {
+                    put_varint30(out, options.protocol, *id as i32);
+                    let name = &name.as_bytes()[..name.len().min(255)];
+                    out.push(name.len() as u8);
+                    out.extend_from_slice(name);
+                }
+                put_varint30(out, options.protocol, 0);
+            }
+        }
+        if options.protocol < 30 {
+            crate::wire::put_i32(out, 0);
+        }
+    }
+}
+
+const XMIT_TOP_DIR_FLAG: u32 = 1 << 0;

@@ -1,8 +1,463 @@
-//! Restores: this side is rsync's sender.
+//! A restore: this side is rsync's sender, the client's `rsync --server` (or daemon module)
+//! the receiver. The snapshot's subtree becomes a file list in rsync's order, and every file
+//! the receiver asks for goes out whole as literal data with its checksum (the receiver's
+//! block checksums are read and set aside). No `--delete` is ever asked for: a restore of
+//! one file leaves its neighbours alone.
+//!
+//! The restored subtree lands in the directory where its parent would be: restoring
+//! `docs/a` in place sends `a` into `SHARE/docs/`; with a target `old`, into `SHARE/old/`;
+//! the whole share (`.`) into `SHARE/` or `SHARE/old/`.
 
-use hoard_plugin_sdk::transport::hoard::plugin::types::{Error, JobSummary, RestoreJob};
+use std::collections::HashMap;
 
-/// A restore job.
-pub fn run(_job: RestoreJob) -> Result<JobSummary, Error> {
-    Err(Error::Other("rsync restore: in progress".into()))
+use hoard_plugin_sdk::transport::hoard::plugin::job;
+use hoard_plugin_sdk::transport::hoard::plugin::snapshot;
+use hoard_plugin_sdk::transport::hoard::plugin::types::{EntryKind, Error, JobSummary, RestoreJob};
+
+use crate::error::protocol;
+use crate::flist::{
+    Encoder, FileEntry, MAX_FULL_DATUM, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
+    S_IFSOCK, sort_order,
+};
+use crate::session::Session;
+use crate::start::{Settings, judge_exit, open};
+use crate::wire::{
+    NDX_DONE, put_i32, put_u16, put_varint, put_vstring, read_bytes, read_i32, read_u8, read_u16,
+    read_varint, read_vstring,
+};
+
+/// Entries fetched from the snapshot walk per call.
+const WALK_BATCH: u32 = 512;
+/// Literal data per token (rsync's CHUNK_SIZE).
+const CHUNK: usize = 32 * 1024;
+/// Bytes read from the snapshot per call.
+const READ: u32 = 1 << 20;
+/// Most checksum bytes accepted from the receiver for one file.
+const MAX_SUMS: usize = 256 << 20;
+
+const ITEM_TRANSFER: u16 = 1 << 15;
+const ITEM_REPORT_XATTR: u16 = 1 << 8;
+const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
+const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
+
+/// One entry to send, and where its content is in the snapshot.
+struct Outgoing {
+    entry: FileEntry,
+    content: Option<Vec<u8>>,
+    hard_link_group: Option<Vec<u8>>,
+}
+
+/// The list to send, sorted, with owner and group names.
+struct Plan {
+    entries: Vec<Outgoing>,
+    users: Vec<(u32, String)>,
+    groups: Vec<(u32, String)>,
+    skipped_xattrs: u64,
+}
+
+fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    if b.is_empty() {
+        return a.to_vec();
+    }
+    let mut out = a.to_vec();
+    if !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(b);
+    out
+}
+
+fn trim(path: &[u8]) -> Vec<u8> {
+    let start = path.iter().position(|b| *b != b'/').unwrap_or(path.len());
+    let end = path
+        .iter()
+        .rposition(|b| *b != b'/')
+        .map_or(start, |e| e + 1);
+    path[start..end.max(start)].to_vec()
+}
+
+/// Where the receiver is pointed: the share, the target (or the source's parent in place).
+fn destination(job: &RestoreJob, source: &[u8]) -> Vec<u8> {
+    let target = trim(&job.target);
+    let place = if !target.is_empty() {
+        target
+    } else {
+        source
+            .iter()
+            .rposition(|b| *b == b'/')
+            .map_or(Vec::new(), |i| source[..i].to_vec())
+    };
+    let share = if job.share.is_empty() {
+        b".".to_vec()
+    } else {
+        job.share.clone()
+    };
+    join(&share, &place)
+}
+
+/// Reads the snapshot subtree at `source` into a sorted plan.
+fn plan(source: &[u8]) -> Result<Plan, Error> {
+    if source.split(|b| *b == b'/').any(|c| c == b"..") {
+        return Err(protocol("restore source with `..`"));
+    }
+    let base_name: Vec<u8> = source
+        .iter()
+        .rposition(|b| *b == b'/')
+        .map_or(source.to_vec(), |i| source[i + 1..].to_vec());
+    let rename = |path: &[u8]| -> Vec<u8> {
+        if source.is_empty() {
+            if path.is_empty() {
+                b".".to_vec()
+            } else {
+                path.to_vec()
+            }
+        } else {
+            let rest = &path[source.len()..];
+            [base_name.as_slice(), rest].concat()
+        }
+    };
+    let walk = snapshot::entries(source)?;
+    let mut entries = Vec::new();
+    let mut files: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut users = HashMap::new();
+    let mut groups = HashMap::new();
+    let mut skipped_xattrs = 0;
+    loop {
+        let batch = walk.next(WALK_BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for entry in batch {
+            if let Some(user) = &entry.user {
+                users.insert(entry.uid, user.clone());
+            }
+            if let Some(group) = &entry.group {
+                groups.insert(entry.gid, group.clone());
+            }
+            let mut xattrs = Vec::new();
+            for x in &entry.xattrs {
+                if x.value.len() > MAX_FULL_DATUM {
+                    skipped_xattrs += 1;
+                } else {
+                    xattrs.push((x.name.clone(), x.value.clone()));
+                }
+            }
+            let (type_bits, size, target, rdev, content, group) = match &entry.kind {
+                EntryKind::File => {
+                    files.insert(entry.path.clone(), entries.len());
+                    (
+                        S_IFREG,
+                        entry.size,
+                        None,
+                        None,
+                        Some(entry.path.clone()),
+                        None,
+                    )
+                }
+                EntryKind::Directory => (S_IFDIR, 0, None, None, None, None),
+                EntryKind::Symlink(t) => {
+                    (S_IFLNK, t.len() as u64, Some(t.clone()), None, None, None)
+                }
+                EntryKind::CharDevice(d) => {
+                    (S_IFCHR, 0, None, Some((d.major, d.minor)), None, None)
+                }
+                EntryKind::BlockDevice(d) => {
+                    (S_IFBLK, 0, None, Some((d.major, d.minor)), None, None)
+                }
+                EntryKind::Fifo => (S_IFIFO, 0, None, None, None, None),
+                EntryKind::Socket => (S_IFSOCK, 0, None, None, None, None),
+                EntryKind::Hardlink(t) => match files.get(t) {
+                    // A link to a file of this restore: one group, named by the file.
+                    Some(&i) => {
+                        let leader: &Outgoing = &entries[i];
+                        let size = leader.entry.size;
+                        let path = leader.content.clone();
+                        (S_IFREG, size, None, None, path, Some(t.clone()))
+                    }
+                    // A link to a file outside it: the link becomes a copy.
+                    None => {
+                        let found = snapshot::entries(t).and_then(|w| w.next(1))?;
+                        let size = found.first().map_or(0, |e| e.size);
+                        (S_IFREG, size, None, None, Some(entry.path.clone()), None)
+                    }
+                },
+            };
+            let mut out = Outgoing {
+                entry: FileEntry {
+                    name: rename(&entry.path),
+                    mode: type_bits | (entry.mode & 0o7777),
+                    size,
+                    mtime: entry.mtime.seconds,
+                    mtime_nsec: entry.mtime.nanoseconds,
+                    uid: entry.uid,
+                    gid: entry.gid,
+                    rdev,
+                    target,
+                    hardlink_leader: None,
+                    xattrs,
+                    abbreviated: Vec::new(),
+                },
+                content,
+                hard_link_group: group.clone(),
+            };
+            if let Some(leader_path) = &group
+                && let Some(&i) = files.get(leader_path)
+            {
+                entries[i].hard_link_group = Some(leader_path.clone());
+                out.entry.mtime = entries[i].entry.mtime;
+                out.entry.mtime_nsec = entries[i].entry.mtime_nsec;
+                out.entry.mode = entries[i].entry.mode;
+                out.entry.uid = entries[i].entry.uid;
+                out.entry.gid = entries[i].entry.gid;
+            }
+            entries.push(out);
+        }
+    }
+    drop(walk);
+    let order = sort_order(&entries.iter().map(|o| o.entry.clone()).collect::<Vec<_>>());
+    let mut slots: Vec<Option<Outgoing>> = entries.into_iter().map(Some).collect();
+    let sorted = order.into_iter().filter_map(|i| slots[i].take()).collect();
+    let mut users: Vec<(u32, String)> = users.into_iter().collect();
+    users.sort();
+    let mut groups: Vec<(u32, String)> = groups.into_iter().collect();
+    groups.sort();
+    Ok(Plan {
+        entries: sorted,
+        users,
+        groups,
+        skipped_xattrs,
+    })
+}
+
+/// A restore job from start to end.
+pub fn run(job: RestoreJob) -> Result<JobSummary, Error> {
+    let settings = Settings::parse(&job.settings, false)?;
+    let source = trim(&job.source);
+    let plan = plan(&source)?;
+    if plan.entries.is_empty() {
+        return Err(protocol(format!(
+            "nothing to restore at {}",
+            String::from_utf8_lossy(&source)
+        )));
+    }
+    if plan.skipped_xattrs > 0 {
+        job::log(
+            job::Level::Warning,
+            &format!(
+                "{} xattr values longer than {MAX_FULL_DATUM} bytes are not restored by rsync (use the tar transport for them)",
+                plan.skipped_xattrs
+            ),
+        );
+    }
+    let args = vec![b"--server".to_vec(), settings.wanted.option_cluster()];
+    let started = open(&settings, &args, &destination(&job, &source))?;
+    let mut session = started.session;
+    let mut summary = send(&mut session, &plan)?;
+    summary.partial |= plan.skipped_xattrs > 0;
+    drop(session);
+    judge_exit(started.process, &mut summary)?;
+    Ok(summary)
+}
+
+/// The sender's side of the protocol: file list, answers to the receiver's requests, the
+/// closing phases and the goodbye.
+fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
+    if session.protocol >= 30 {
+        session.conn.start_mux_out();
+    }
+    session.conn.start_mux_in();
+    let options = session.list;
+    let mut encoder = Encoder::default();
+    let mut out = Vec::new();
+    let mut groups: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut inodes: HashMap<Vec<u8>, i64> = HashMap::new();
+    for (index, item) in plan.entries.iter().enumerate() {
+        let (leader, inode) = match &item.hard_link_group {
+            Some(group) => {
+                let first = *groups.entry(group.clone()).or_insert(index);
+                let next = inodes.len() as i64 + 1;
+                let ino = *inodes.entry(group.clone()).or_insert(next);
+                (Some(first), Some((0, ino)))
+            }
+            None => (None, None),
+        };
+        encoder.put(&mut out, &options, index, &item.entry, leader, inode);
+        if out.len() > 64 * 1024 {
+            session.conn.send(&out);
+            session.conn.pump()?;
+            out.clear();
+        }
+    }
+    encoder.finish(&mut out, &options, &plan.users, &plan.groups);
+    session.conn.send(&out);
+    session.conn.flush()?;
+
+    let mut summary = JobSummary {
+        entries: plan.entries.len() as u64,
+        bytes: 0,
+        errors: 0,
+        partial: false,
+    };
+    let max_phase = if session.protocol >= 29 { 2 } else { 1 };
+    let mut phase = 0;
+    loop {
+        if job::cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let ndx = session.ndx_in.read(&mut session.conn)?;
+        if ndx == NDX_DONE {
+            phase += 1;
+            if phase > max_phase {
+                break;
+            }
+            let mut out = Vec::new();
+            session.ndx_out.write(&mut out, NDX_DONE);
+            session.conn.send(&out);
+            session.conn.flush()?;
+            continue;
+        }
+        let item = usize::try_from(ndx)
+            .ok()
+            .and_then(|i| plan.entries.get(i))
+            .ok_or_else(|| protocol(format!("the receiver asked for file index {ndx}")))?;
+        let conn = &mut session.conn;
+        let iflags = if session.protocol >= 29 {
+            read_u16(conn)?
+        } else {
+            ITEM_TRANSFER
+        };
+        let basis_type = if iflags & ITEM_BASIS_TYPE_FOLLOWS != 0 {
+            Some(read_u8(conn)?)
+        } else {
+            None
+        };
+        let xname = if iflags & ITEM_XNAME_FOLLOWS != 0 {
+            Some(read_vstring(conn, 4096)?)
+        } else {
+            None
+        };
+        if options.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
+            // The receiver asks for abbreviated values; this side never abbreviates.
+            if read_varint(conn)? != 0 {
+                return Err(protocol(
+                    "the receiver asked for an xattr value that was never abbreviated",
+                ));
+            }
+        }
+        let mut echo = Vec::new();
+        session.ndx_out.write(&mut echo, ndx);
+        if session.protocol >= 29 {
+            put_u16(&mut echo, iflags);
+            if let Some(t) = basis_type {
+                echo.push(t);
+            }
+            if let Some(x) = &xname {
+                put_vstring(&mut echo, x);
+            }
+            if options.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
+                put_varint(&mut echo, 0);
+            }
+        }
+        if iflags & ITEM_TRANSFER == 0 {
+            session.conn.send(&echo);
+            continue;
+        }
+        if phase == 2 {
+            return Err(protocol("a transfer request in the last phase"));
+        }
+        let Some(content) = &item.content else {
+            return Err(protocol(format!("file index {ndx} is not a regular file")));
+        };
+        // The receiver's checksums of its basis: read and set aside (the file goes whole).
+        let count = read_i32(conn)?;
+        let block = read_i32(conn)?;
+        let s2length = read_i32(conn)?;
+        let remainder = read_i32(conn)?;
+        if count < 0
+            || !(0..=(1 << 29)).contains(&block)
+            || !(0..=64).contains(&s2length)
+            || remainder < 0
+            || remainder > block
+        {
+            return Err(protocol(format!("file index {ndx}: bad checksum header")));
+        }
+        let sums = (count as usize).saturating_mul(4 + s2length as usize);
+        if sums > MAX_SUMS {
+            return Err(protocol(format!(
+                "file index {ndx}: {sums} bytes of checksums"
+            )));
+        }
+        let mut left = sums;
+        while left > 0 {
+            let n = left.min(1 << 20);
+            read_bytes(conn, n, 1 << 20)?;
+            left -= n;
+        }
+        for value in [count, block, s2length, remainder] {
+            put_i32(&mut echo, value);
+        }
+        session.conn.send(&echo);
+        let sent = send_whole(session, content, item.entry.size)?;
+        summary.bytes += sent;
+        if summary.bytes > 0 && summary.entries > 0 {
+            job::progress(summary.entries, summary.bytes);
+        }
+    }
+    let mut out = Vec::new();
+    session.ndx_out.write(&mut out, NDX_DONE);
+    session.conn.send(&out);
+    session.conn.flush()?;
+    // The receiver's goodbye (and, from protocol 31, this side's answer and its last one).
+    let done = session.ndx_in.read(&mut session.conn)?;
+    if done != NDX_DONE {
+        return Err(protocol(format!("goodbye expected, index {done} came")));
+    }
+    if session.protocol >= 31 {
+        let mut out = Vec::new();
+        session.ndx_out.write(&mut out, NDX_DONE);
+        session.conn.send(&out);
+        session.conn.flush()?;
+        let last = session.ndx_in.read(&mut session.conn)?;
+        if last != NDX_DONE {
+            return Err(protocol(format!("goodbye expected, index {last} came")));
+        }
+    }
+    summary.errors += session.conn.news.errors;
+    summary.partial |= session.conn.news.errors > 0;
+    Ok(summary)
+}
+
+/// Sends a file's content as literal tokens, the end token and the file checksum.
+fn send_whole(session: &mut Session, path: &[u8], size: u64) -> Result<u64, Error> {
+    let mut sum = session.checksum.file_sum(session.seed);
+    let mut offset = 0u64;
+    let mut out = Vec::with_capacity(CHUNK + 8);
+    while offset < size {
+        let want = (size - offset).min(u64::from(READ)) as u32;
+        let data = snapshot::read(path, offset, want)?;
+        if data.is_empty() {
+            return Err(Error::Storage(format!(
+                "{}: the backup holds {offset} of {size} bytes",
+                String::from_utf8_lossy(path)
+            )));
+        }
+        sum.update(&data);
+        for piece in data.chunks(CHUNK) {
+            out.clear();
+            put_i32(&mut out, piece.len() as i32);
+            out.extend_from_slice(piece);
+            session.conn.send(&out);
+        }
+        session.conn.pump()?;
+        offset += data.len() as u64;
+    }
+    let mut out = Vec::new();
+    put_i32(&mut out, 0);
+    out.extend(sum.finish());
+    session.conn.send(&out);
+    session.conn.pump()?;
+    Ok(offset)
 }
