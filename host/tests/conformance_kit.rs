@@ -1,7 +1,8 @@
-//! The conformance kit run the way a plugin author runs it: `hoard plugin test` on the
-//! built-in tar transport's component file against a real sshd (the full fixture: 20,000
-//! entries, every hard case) passes every case it claims; a plugin that does not back up
-//! fails the kit with a non-zero exit; a peer the plugin cannot use is refused up front.
+//! The conformance kit run the way a plugin author runs it, on every built-in transport:
+//! `hoard plugin test` on the tar and rsync components against a real sshd (the full
+//! fixture: 20,000 entries, every hard case), and rsync against a real rsync daemon, pass
+//! every case they claim; a plugin that does not back up fails the kit with a non-zero exit;
+//! a peer the plugin cannot use is refused up front.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,21 +40,23 @@ fn outcome<'a>(report: &'a serde_json::Value, case: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no case {case} in {report:#}"))
 }
 
-#[test]
-fn the_tar_transport_passes_the_kit_over_ssh() {
+/// Runs the kit on a built-in component and checks it passed; returns the report and what
+/// the kit printed.
+fn certify(plugin: &str, peer: &str, compact: bool) -> (serde_json::Value, String) {
     let work = tempfile::tempdir().expect("tempdir");
-    let tar = PathBuf::from(env!("HOARD_BUILTIN_PLUGIN_DIR")).join("tar.wasm");
+    let component = PathBuf::from(env!("HOARD_BUILTIN_PLUGIN_DIR")).join(format!("{plugin}.wasm"));
     let report_path = work.path().join("report.json");
-    let output = hoard_plugin_test(
-        work.path(),
-        &[
-            tar.to_str().expect("utf-8 path"),
-            "--peer",
-            "ssh",
-            "--report",
-            report_path.to_str().expect("utf-8 path"),
-        ],
-    );
+    let mut args = vec![
+        component.to_str().expect("utf-8 path"),
+        "--peer",
+        peer,
+        "--report",
+        report_path.to_str().expect("utf-8 path"),
+    ];
+    if compact {
+        args.push("--compact");
+    }
+    let output = hoard_plugin_test(work.path(), &args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -61,25 +64,34 @@ fn the_tar_transport_passes_the_kit_over_ssh() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report = report(&report_path);
-    assert_eq!(report["passed"], true);
-    assert_eq!(report["plugin"]["name"], "tar");
+    assert_eq!(report["passed"], true, "{stdout}");
+    assert_eq!(report["plugin"]["name"], plugin);
+    (report, stdout.into_owned())
+}
+
+/// The cases every built-in transport passes.
+const PASSED_BY_ALL: [&str; 14] = [
+    "sandbox: imports within manifest",
+    "full",
+    "incremental after mutation",
+    "second full",
+    "feature: permissions",
+    "feature: owners",
+    "feature: mtime-nanoseconds",
+    "feature: symlinks",
+    "feature: hardlinks",
+    "feature: xattrs",
+    "restore into an empty tree",
+    "restore over a changed tree",
+    "sandbox: refused capability",
+    "pool check (fsck)",
+];
+
+#[test]
+fn the_tar_transport_passes_the_kit_over_ssh() {
+    let (report, stdout) = certify("tar", "ssh", false);
     assert_eq!(report["fixture_entries_in_many"], 20_000);
-    for case in [
-        "sandbox: imports within manifest",
-        "full",
-        "incremental after mutation",
-        "second full",
-        "feature: permissions",
-        "feature: owners",
-        "feature: mtime-nanoseconds",
-        "feature: symlinks",
-        "feature: hardlinks",
-        "feature: xattrs",
-        "restore into an empty tree",
-        "restore over a changed tree",
-        "sandbox: refused capability",
-        "pool check (fsck)",
-    ] {
+    for case in PASSED_BY_ALL {
         assert_eq!(outcome(&report, case), "pass", "{case}:\n{stdout}");
     }
     // Not claimed by tar: shown as not applicable, never as passed.
@@ -88,6 +100,29 @@ fn the_tar_transport_passes_the_kit_over_ssh() {
         stdout.contains("feature: sparse") && stdout.contains("n/a"),
         "{stdout}"
     );
+}
+
+#[test]
+fn the_rsync_transport_passes_the_kit_over_ssh() {
+    let (report, stdout) = certify("rsync", "ssh", false);
+    assert_eq!(report["fixture_entries_in_many"], 20_000);
+    for case in PASSED_BY_ALL
+        .iter()
+        .chain(&["feature: specials", "feature: devices"])
+    {
+        assert_eq!(outcome(&report, case), "pass", "{case}:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_rsync_transport_passes_the_kit_against_an_rsync_daemon() {
+    let (report, stdout) = certify("rsync", "rsyncd", true);
+    for case in PASSED_BY_ALL
+        .iter()
+        .chain(&["feature: specials", "feature: devices"])
+    {
+        assert_eq!(outcome(&report, case), "pass", "{case}:\n{stdout}");
+    }
 }
 
 #[test]

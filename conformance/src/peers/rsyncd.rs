@@ -39,17 +39,18 @@ impl RsyncdPeer {
         fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600))
             .map_err(PeerError::io("chmod rsyncd.secrets"))?;
         // As root, transfer as root (the default would be nobody), so every owner and mode
-        // of a fixture survives.
+        // of a fixture survives, and chroot into the module: without a chroot the daemon
+        // sanitizes what it receives (an absolute symlink target loses its leading `/`).
         let ids = if super::current_user()?.0 == 0 {
-            "uid = root\ngid = root\n"
+            "uid = root\ngid = root\nuse chroot = yes\n"
         } else {
-            ""
+            "use chroot = no\n"
         };
         let config = root.join("rsyncd.conf");
         fs::write(
             &config,
             format!(
-                "port = {port}\naddress = 127.0.0.1\nuse chroot = no\nlog file = {log}\npid file = {pid}\n{ids}\n[{MODULE}]\n    path = {path}\n    read only = no\n    list = yes\n    auth users = {user}\n    secrets file = {secrets}\n    strict modes = yes\n    hosts allow = 127.0.0.1\n",
+                "port = {port}\naddress = 127.0.0.1\nlog file = {log}\npid file = {pid}\n{ids}\n[{MODULE}]\n    path = {path}\n    read only = no\n    list = yes\n    auth users = {user}\n    secrets file = {secrets}\n    strict modes = yes\n    munge symlinks = no\n    hosts allow = 127.0.0.1\n",
                 log = root.join("rsyncd.log").display(),
                 pid = root.join("rsyncd.pid").display(),
                 path = tree.display(),

@@ -4,8 +4,8 @@
 //!
 //! The peer serves a folder `served/` holding the fixture as `tree/` and, later, the restore
 //! targets as siblings. A share names a folder of it the way the peer's protocol does: an
-//! absolute path over ssh, `data/tree` (module, then path) for rsyncd, `share/tree` for SMB,
-//! `/export/tree` for NFS. A plugin that connects learns the peer's port from the plugin
+//! absolute path over ssh, `/data/tree` (module, then path) for rsyncd, `/share/tree` for
+//! SMB, `/export/tree` for NFS. A plugin that connects learns the peer's port from the plugin
 //! setting `port` (and `mount_port` for NFS).
 
 use std::fmt::Write as _;
@@ -193,8 +193,8 @@ impl Bench {
     pub fn share(&self, name: &str) -> String {
         match self.kind {
             PeerKind::Ssh => path_text(&self.local(name)),
-            PeerKind::Rsyncd => format!("{}/{name}", crate::peers::RSYNCD_MODULE),
-            PeerKind::Smb => format!("share/{name}"),
+            PeerKind::Rsyncd => format!("/{}/{name}", crate::peers::RSYNCD_MODULE),
+            PeerKind::Smb => format!("/share/{name}"),
             PeerKind::Nfs => format!("/export/{name}"),
         }
     }
