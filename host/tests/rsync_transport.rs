@@ -207,3 +207,70 @@ fn a_small_edit_in_a_large_file_moves_a_small_delta() {
     let (literal, matched) = delta_counts(&job_log(work.path(), 2));
     assert_eq!((literal, matched), (0, 8 << 20));
 }
+
+/// Backs up `client` from a fake rsync playing `scenario`; returns the command's output and
+/// the work folder.
+fn hostile(scenario: &str) -> (Output, tempfile::TempDir) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let share = work.path().join("data");
+    std::fs::create_dir_all(&share).expect("share");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hostile_rsync.py");
+    let fake = work.path().join("fake-rsync");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nexec /usr/bin/python3 {script} {scenario} \"$@\"\n"),
+    )
+    .expect("fake rsync");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let config = config(work.path(), &share, "", fake.to_str().expect("utf-8"));
+    let output = hoard(&config, &["backup", "client", "--full", "--json"]);
+    // Whatever happened, the pool is sound and nothing was written beside the share.
+    ok(&config, &["fsck"]);
+    let beside: Vec<_> = std::fs::read_dir(work.path())
+        .expect("work dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|n| {
+            !["data", "config", "pool", "fake-rsync", "cache"].contains(&n.to_str().unwrap_or(""))
+        })
+        .collect();
+    assert!(
+        beside.is_empty(),
+        "{scenario}: written beside the share: {beside:?}"
+    );
+    (output, work)
+}
+
+fn fails_with(scenario: &str, message: &str) {
+    let (output, _work) = hostile(scenario);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{scenario}: the backup succeeded");
+    assert!(
+        stderr.contains(message),
+        "{scenario}: expected {message:?} in:\n{stderr}"
+    );
+}
+
+#[test]
+fn hostile_senders_fail_cleanly() {
+    fails_with("dotdot", "`..` in a file-list name: ../escape");
+    fails_with("absolute", "absolute name in the file list: /etc/evil");
+    fails_with("longname", "file-list name too long");
+    fails_with("truncated", "truncated");
+    fails_with("hardlink", "hard-link reference 5 out of range");
+    fails_with("badindex", "file index 9999, which was not asked for");
+}
+
+#[test]
+fn a_wrong_checksum_leaves_the_file_out_and_the_backup_partial() {
+    let (output, work) = hostile("badsum");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(summary["partial"], true, "{summary}");
+    let log = job_log(work.path(), 0);
+    assert!(
+        log.contains("a: checksum mismatch on a whole transfer; left out"),
+        "{log}"
+    );
+}

@@ -425,8 +425,9 @@ fn read_xattrs<S: Source + ?Sized>(
 ) -> Result<(), Error> {
     let ndx = read_varint(src)?;
     if ndx != 0 {
-        let set = usize::try_from(ndx - 1)
-            .ok()
+        let set = ndx
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| sets.get(i))
             .ok_or_else(|| protocol(format!("xattr set {ndx} out of range")))?;
         entry.xattrs.clone_from(&set.values);
@@ -857,3 +858,117 @@ impl Encoder {
 }
 
 const XMIT_TOP_DIR_FLAG: u32 = 1 << 0;
+
+#[cfg(test)]
+mod fuzz {
+    //! A deterministic fuzz run that CI can afford: a valid list, mutated thousands of ways,
+    //! must decode or fail with an error, never panic (the `fuzz/` target does the same
+    //! without end).
+    use super::*;
+
+    fn options(protocol: i32, varint_flags: bool) -> ListOptions {
+        ListOptions {
+            protocol,
+            varint_flags,
+            safe_flist: true,
+            owners: true,
+            devices: true,
+            links: true,
+            hard_links: true,
+            xattrs: protocol >= 30,
+            id_names: true,
+        }
+    }
+
+    fn sample(options: &ListOptions) -> Vec<u8> {
+        let entry = |name: &str, mode: u32, size: u64| FileEntry {
+            name: name.as_bytes().to_vec(),
+            mode,
+            size,
+            mtime: 1_700_000_000,
+            mtime_nsec: 5,
+            uid: 1000,
+            gid: 1000,
+            rdev: (mode & S_IFMT == S_IFCHR).then_some((1, 3)),
+            target: (mode & S_IFMT == S_IFLNK).then(|| b"target".to_vec()),
+            hardlink_leader: None,
+            xattrs: vec![(b"user.a".to_vec(), b"v".to_vec())],
+            abbreviated: Vec::new(),
+        };
+        let entries = [
+            entry(".", S_IFDIR | 0o755, 0),
+            entry("a", S_IFREG | 0o644, 12),
+            entry("dir", S_IFDIR | 0o700, 0),
+            entry("dir/link", S_IFLNK | 0o777, 6),
+            entry("dir/null", S_IFCHR | 0o600, 0),
+            entry("dir/x", S_IFREG | 0o600, 1 << 33),
+        ];
+        let mut encoder = Encoder::default();
+        let mut out = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            // `a` and `dir/x` are one file with two names.
+            let link = (i == 1 || i == 5).then_some(1);
+            encoder.put(&mut out, options, i, e, link, link.map(|_| (1, 7)));
+        }
+        encoder.finish(
+            &mut out,
+            options,
+            &[(1000, "user".into())],
+            &[(1000, "group".into())],
+        );
+        out
+    }
+
+    #[test]
+    fn encoded_lists_decode_back() {
+        for (protocol, varint) in [(31, true), (30, true), (30, false), (29, false)] {
+            let options = options(protocol, varint);
+            let bytes = sample(&options);
+            let list = read_file_list(&mut bytes.as_slice(), &options)
+                .unwrap_or_else(|e| panic!("protocol {protocol}: {e:?}"));
+            assert_eq!(list.entries.len(), 6);
+            assert_eq!(list.users.get(&1000).map(String::as_str), Some("user"));
+            let x = &list.entries[5];
+            assert_eq!(x.hardlink_leader, Some(1), "protocol {protocol}");
+            // From protocol 30 a second name carries only its leader's index.
+            let size = if protocol >= 30 { 12 } else { 1 << 33 };
+            assert_eq!(x.size, size, "protocol {protocol}");
+            assert_eq!(
+                list.entries[3].target.as_deref(),
+                Some(b"target".as_slice())
+            );
+            assert_eq!(list.entries[4].rdev, Some((1, 3)));
+        }
+    }
+
+    #[test]
+    fn mutated_lists_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (protocol, varint) in [(31, true), (30, false), (29, false)] {
+            let options = options(protocol, varint);
+            let base = sample(&options);
+            for _ in 0..5_000 {
+                let mut bytes = base.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bytes.len();
+                    match next() % 4 {
+                        0 => bytes[at] = next() as u8,
+                        1 => bytes.truncate(at),
+                        2 => bytes.insert(at, next() as u8),
+                        _ => bytes[at] ^= 0x80,
+                    }
+                    if bytes.is_empty() {
+                        break;
+                    }
+                }
+                let _ = read_file_list(&mut bytes.as_slice(), &options);
+            }
+        }
+    }
+}

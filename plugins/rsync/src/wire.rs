@@ -250,14 +250,14 @@ impl NdxCodec {
                 src.read_exact(&mut rest)?;
                 i32::from_le_bytes([two[1], rest[0], rest[1], two[0] & 0x7f])
             } else {
-                (i32::from(two[0]) << 8) + i32::from(two[1]) + prev
+                ((i32::from(two[0]) << 8) + i32::from(two[1])).wrapping_add(prev)
             }
         } else {
-            i32::from(b[0]) + prev
+            i32::from(b[0]).wrapping_add(prev)
         };
         if negative {
             self.prev_negative = num;
-            Ok(-num)
+            Ok(num.wrapping_neg())
         } else {
             self.prev_positive = num;
             Ok(num)
