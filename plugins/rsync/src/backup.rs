@@ -7,7 +7,7 @@
 //! sender's whole-file checksum. A file that fails the check is requested again, whole, in
 //! the redo phase. Hard links are added last, when their first name is stored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use hoard_plugin_sdk::transport::hoard::plugin::sink;
 use hoard_plugin_sdk::transport::hoard::plugin::types::{
@@ -21,6 +21,7 @@ use crate::flist::{
     FileEntry, FileList, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
     read_file_list,
 };
+use crate::reference_index::{ReferenceIndex, unchanged_directories};
 use crate::session::Session;
 use crate::wire::{
     NDX_DONE, put_i32, put_u16, read_bytes, read_i32, read_u8, read_u16, read_varlong, read_vstring,
@@ -94,6 +95,7 @@ struct Receiver<'a> {
     outstanding: HashMap<i32, Request>,
     redo: VecDeque<i32>,
     hardlinks: Vec<Entry>,
+    index: ReferenceIndex,
 }
 
 /// Receives the file list and every file; returns the counts. The session must be set up.
@@ -144,6 +146,7 @@ pub fn receive(
         outstanding: HashMap::new(),
         redo: VecDeque::new(),
         hardlinks: Vec::new(),
+        index: ReferenceIndex::default(),
     };
     receiver.generate()?;
     receiver.finish_phases()?;
@@ -193,19 +196,47 @@ impl Receiver<'_> {
     /// that must move, answers read whenever the queue is long.
     fn generate(&mut self) -> Result<(), Error> {
         let list = self.list;
-        for ndx in 0..list.sorted.len() {
-            self.check_cancelled()?;
-            let arrival = list.sorted[ndx];
+        let mut entries = Vec::with_capacity(list.sorted.len());
+        for &arrival in &list.sorted {
             let file = &list.entries[arrival];
-            let entry = to_entry(file, list)?;
+            let mut entry = to_entry(file, list)?;
             if let Some(leader) = file.hardlink_leader.filter(|l| *l != arrival) {
-                let mut link = entry.clone();
-                link.kind = EntryKind::Hardlink(list.entries[leader].share_path());
-                link.size = 0;
-                self.hardlinks.push(link);
+                entry.kind = EntryKind::Hardlink(list.entries[leader].share_path());
+                entry.size = 0;
+            }
+            entries.push(entry);
+        }
+        let kept_whole = if self.level == BackupLevel::Incremental && self.has_reference {
+            unchanged_directories(&mut self.index, &entries)?
+        } else {
+            HashSet::new()
+        };
+        let mut kept_subtree: Option<Vec<u8>> = None;
+        for (ndx, entry) in entries.into_iter().enumerate() {
+            self.check_cancelled()?;
+            if let Some(top) = &kept_subtree {
+                if is_under(&entry.path, top) {
+                    self.counts.entries += 1;
+                    self.counts.kept += u64::from(matches!(entry.kind, EntryKind::File));
+                    continue;
+                }
+                kept_subtree = None;
+            }
+            if matches!(entry.kind, EntryKind::Directory) && kept_whole.contains(&entry.path) {
+                match sink::keep_tree(&entry.path) {
+                    Ok(()) => {
+                        self.counts.entries += 1;
+                        kept_subtree = Some(entry.path);
+                    }
+                    Err(e) => self.entry_error(&entry.path, &e),
+                }
                 continue;
             }
-            if !file.is_file() {
+            if matches!(entry.kind, EntryKind::Hardlink(_)) {
+                self.hardlinks.push(entry);
+                continue;
+            }
+            if !matches!(entry.kind, EntryKind::File) {
                 self.add(&entry);
                 continue;
             }
@@ -254,11 +285,11 @@ impl Receiver<'_> {
     }
 
     /// Incremental rule: same size and mtime as the reference's regular file.
-    fn unchanged(&self, entry: &Entry) -> Result<bool, Error> {
+    fn unchanged(&mut self, entry: &Entry) -> Result<bool, Error> {
         if self.level != BackupLevel::Incremental || !self.has_reference {
             return Ok(false);
         }
-        Ok(match reference::lookup(&entry.path)? {
+        Ok(match self.index.entry(&entry.path)? {
             Some(old) => {
                 matches!(old.kind, EntryKind::File)
                     && old.size == entry.size
@@ -269,8 +300,8 @@ impl Receiver<'_> {
         })
     }
 
-    fn basis_of(&self, entry: &Entry) -> Result<Option<Basis>, Error> {
-        let Some(old) = reference::lookup(&entry.path)? else {
+    fn basis_of(&mut self, entry: &Entry) -> Result<Option<Basis>, Error> {
+        let Some(old) = self.index.entry(&entry.path)? else {
             return Ok(None);
         };
         if !matches!(old.kind, EntryKind::File) || old.size == 0 {
@@ -579,6 +610,14 @@ impl Receiver<'_> {
         self.session.conn.flush()?;
         Ok(())
     }
+}
+
+/// Whether `path` is strictly beneath `top` (everything is beneath the root).
+fn is_under(path: &[u8], top: &[u8]) -> bool {
+    if top.is_empty() {
+        return !path.is_empty();
+    }
+    path.len() > top.len() && path.starts_with(top) && path[top.len()] == b'/'
 }
 
 /// A window of the basis read from the reference in large pieces: matched blocks mostly

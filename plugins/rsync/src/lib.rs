@@ -14,6 +14,7 @@
 //! - [`checksum`]: rolling, block and file checksums.
 //! - [`daemon`]: the daemon greeting and authentication.
 //! - [`filter`]: includes and excludes as filter rules.
+//! - [`reference_index`]: the reference's listings, and the subtrees an incremental keeps whole.
 
 pub mod backup;
 pub mod checksum;
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod error;
 pub mod filter;
 pub mod flist;
+pub mod reference_index;
 pub mod restore;
 pub mod session;
 pub mod start;

@@ -1,0 +1,110 @@
+//! What the benchmark examples share: timing a command with the CPU it used, medians of
+//! repeated runs, disk usage, and the generated tree of files they back up.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// CPU time and peak memory of the finished children of this process.
+pub struct Usage {
+    pub cpu: Duration,
+    pub max_rss_kib: i64,
+}
+
+pub fn children_usage() -> Usage {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Usage {
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+/// Runs a command, returning wall time and the CPU it (and its children) used.
+pub fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
+    let before = children_usage();
+    let started = Instant::now();
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let wall = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = children_usage();
+    (wall, after.cpu - before.cpu)
+}
+
+/// How many times the short runs are repeated.
+pub const RUNS: usize = 5;
+
+/// The run with the median wall time.
+pub fn median(mut runs: Vec<(Duration, Duration)>) -> (Duration, Duration) {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// The wall times of `runs`, for the record.
+pub fn walls(runs: &[(Duration, Duration)]) -> String {
+    runs.iter()
+        .map(|(wall, _)| format!("{wall:.2?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn du(path: &Path) -> u64 {
+    let output = Command::new("du")
+        .arg("-sb")
+        .arg(path)
+        .output()
+        .expect("du");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 20,000 files with a mix of incompressible and text-like content, about `total` bytes.
+pub fn generate(root: &Path, files: usize, total: u64) -> std::io::Result<()> {
+    if root.join(".complete").exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(root);
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let average = total / files as u64;
+    let words = b"backup pool share snapshot restore client server plugin stream chunk ";
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}/s{:02}", i % 200, (i / 200) % 20));
+        std::fs::create_dir_all(&dir)?;
+        let size = (next() % (2 * average)) as usize;
+        let mut data = Vec::with_capacity(size);
+        if i % 2 == 0 {
+            while data.len() < size {
+                data.extend_from_slice(&next().to_le_bytes());
+            }
+        } else {
+            while data.len() < size {
+                let w = (next() % 60) as usize;
+                data.extend_from_slice(&words[w..w + 10]);
+            }
+        }
+        data.truncate(size);
+        std::fs::File::create(dir.join(format!("f{i:05}.dat")))?.write_all(&data)?;
+    }
+    std::fs::write(root.join(".complete"), b"")?;
+    Ok(())
+}
