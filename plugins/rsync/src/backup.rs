@@ -24,13 +24,16 @@ use crate::flist::{
 use crate::reference_index::{ReferenceIndex, unchanged_directories};
 use crate::session::Session;
 use crate::wire::{
-    NDX_DONE, put_i32, put_u16, read_bytes, read_i32, read_u8, read_u16, read_varlong, read_vstring,
+    NDX_DONE, put_i32, put_u16, put_varint, read_bytes, read_i32, read_u8, read_u16, read_varint,
+    read_varlong, read_vstring,
 };
 
 /// rsync's smallest block.
 const BLOCK_SIZE: i64 = 700;
 /// Largest block of protocol 30 and later.
 const MAX_BLOCK_SIZE: i64 = 1 << 17;
+/// Longest xattr value accepted.
+const MAX_XATTR_VALUE: usize = 16 << 20;
 /// Largest literal run accepted in one token.
 const MAX_LITERAL: usize = 1 << 20;
 /// Bytes of the basis read from the reference per call.
@@ -39,6 +42,7 @@ const BASIS_READ: u32 = 1 << 20;
 const HIGH_WATER: usize = 4 << 20;
 
 const ITEM_TRANSFER: u16 = 1 << 15;
+const ITEM_REPORT_XATTR: u16 = 1 << 8;
 const ITEM_BASIS_TYPE_FOLLOWS: u16 = 1 << 11;
 const ITEM_XNAME_FOLLOWS: u16 = 1 << 12;
 const ITEM_IS_NEW: u16 = 1 << 13;
@@ -83,6 +87,21 @@ impl Basis {
 struct Request {
     entry: Entry,
     basis: Option<Basis>,
+    /// Positions in `entry.xattrs` holding only a checksum: their values were asked for.
+    abbreviated: Vec<usize>,
+    /// Without a transfer: how the entry is stored once its xattr values arrive.
+    store: Store,
+}
+
+/// What becomes of an entry asked for only its long xattr values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// Content follows (a transfer).
+    Content,
+    /// Added as it is (a directory, symlink, device...).
+    Add,
+    /// A regular file unchanged since the reference.
+    Keep,
 }
 
 /// The job's state while files arrive.
@@ -203,6 +222,7 @@ impl Receiver<'_> {
             if let Some(leader) = file.hardlink_leader.filter(|l| *l != arrival) {
                 entry.kind = EntryKind::Hardlink(list.entries[leader].share_path());
                 entry.size = 0;
+                drop_abbreviated(&mut entry, &file.abbreviated);
             }
             entries.push(entry);
         }
@@ -236,11 +256,21 @@ impl Receiver<'_> {
                 self.hardlinks.push(entry);
                 continue;
             }
+            let abbreviated = list.entries[list.sorted[ndx]].abbreviated.clone();
             if !matches!(entry.kind, EntryKind::File) {
-                self.add(&entry);
+                if abbreviated.is_empty() {
+                    self.add(&entry);
+                } else {
+                    self.ask_xattrs(ndx as i32, entry, abbreviated, Store::Add)?;
+                }
                 continue;
             }
-            if self.unchanged(&entry)? {
+            let unchanged = self.unchanged(&entry)?;
+            if unchanged && !abbreviated.is_empty() {
+                self.ask_xattrs(ndx as i32, entry, abbreviated, Store::Keep)?;
+                continue;
+            }
+            if unchanged {
                 match sink::keep(&entry) {
                     Ok(()) => {
                         self.counts.entries += 1;
@@ -250,7 +280,7 @@ impl Receiver<'_> {
                 }
                 continue;
             }
-            if entry.size == 0 {
+            if entry.size == 0 && abbreviated.is_empty() {
                 self.store_empty(entry);
                 continue;
             }
@@ -259,7 +289,7 @@ impl Receiver<'_> {
             } else {
                 None
             };
-            self.request(ndx as i32, entry, basis)?;
+            self.request(ndx as i32, entry, basis, abbreviated)?;
             self.session.conn.pump()?;
             while self.session.conn.pending_output() > HIGH_WATER && !self.outstanding.is_empty() {
                 if !self.receive_one()? {
@@ -319,16 +349,26 @@ impl Receiver<'_> {
     }
 
     /// Queues the request of one file: its index, flags, and the checksums of its basis.
-    fn request(&mut self, ndx: i32, entry: Entry, basis: Option<Basis>) -> Result<(), Error> {
+    fn request(
+        &mut self,
+        ndx: i32,
+        entry: Entry,
+        basis: Option<Basis>,
+        abbreviated: Vec<usize>,
+    ) -> Result<(), Error> {
         let mut out = Vec::new();
         self.session.ndx_out.write(&mut out, ndx);
         if self.session.protocol >= 29 {
-            let flags = if basis.is_some() {
+            let mut flags = if basis.is_some() {
                 ITEM_TRANSFER
             } else {
                 ITEM_TRANSFER | ITEM_IS_NEW
             };
+            if !abbreviated.is_empty() {
+                flags |= ITEM_REPORT_XATTR;
+            }
             put_u16(&mut out, flags);
+            put_xattr_request(&mut out, &abbreviated);
         }
         let s2length = self.session.checksum.len() as i32;
         match &basis {
@@ -346,7 +386,41 @@ impl Receiver<'_> {
                 self.send_block_sums(b)?;
             }
         }
-        self.outstanding.insert(ndx, Request { entry, basis });
+        self.outstanding.insert(
+            ndx,
+            Request {
+                entry,
+                basis,
+                abbreviated,
+                store: Store::Content,
+            },
+        );
+        Ok(())
+    }
+
+    /// Asks the sender for the long xattr values of an entry whose content does not move;
+    /// the entry is stored when they arrive.
+    fn ask_xattrs(
+        &mut self,
+        ndx: i32,
+        entry: Entry,
+        abbreviated: Vec<usize>,
+        store: Store,
+    ) -> Result<(), Error> {
+        let mut out = Vec::new();
+        self.session.ndx_out.write(&mut out, ndx);
+        put_u16(&mut out, ITEM_REPORT_XATTR);
+        put_xattr_request(&mut out, &abbreviated);
+        self.session.conn.send(&out);
+        self.outstanding.insert(
+            ndx,
+            Request {
+                entry,
+                basis: None,
+                abbreviated,
+                store,
+            },
+        );
         Ok(())
     }
 
@@ -416,13 +490,34 @@ impl Receiver<'_> {
         if iflags & ITEM_XNAME_FOLLOWS != 0 {
             read_vstring(conn, 4096)?;
         }
-        let Some(request) = self.outstanding.remove(&ndx) else {
+        let Some(mut request) = self.outstanding.remove(&ndx) else {
             return Err(protocol(format!(
                 "the sender answered file index {ndx}, which was not asked for"
             )));
         };
+        if self.session.list.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
+            read_xattr_values(&mut self.session.conn, &mut request)?;
+        }
         if iflags & ITEM_TRANSFER == 0 {
-            return Err(protocol(format!("file index {ndx} came back without data")));
+            match request.store {
+                Store::Add => self.add(&request.entry),
+                Store::Keep => match sink::keep(&request.entry) {
+                    Ok(()) => {
+                        self.counts.entries += 1;
+                        self.counts.kept += 1;
+                    }
+                    Err(e) => self.entry_error(&request.entry.path, &e),
+                },
+                Store::Content => {
+                    return Err(protocol(format!("file index {ndx} came back without data")));
+                }
+            }
+            return Ok(true);
+        }
+        if request.store != Store::Content {
+            return Err(protocol(format!(
+                "file index {ndx}: data that was not asked for"
+            )));
         }
         self.receive_file(ndx, request)?;
         Ok(true)
@@ -517,6 +612,8 @@ impl Receiver<'_> {
                     Request {
                         entry: request.entry,
                         basis: None,
+                        abbreviated: Vec::new(),
+                        store: Store::Content,
                     },
                 );
             } else {
@@ -610,6 +707,77 @@ impl Receiver<'_> {
         self.session.conn.flush()?;
         Ok(())
     }
+}
+
+/// Leaves out xattrs whose values were never fetched.
+fn drop_abbreviated(entry: &mut Entry, abbreviated: &[usize]) {
+    let mut index = 0;
+    entry.xattrs.retain(|_| {
+        let keep = !abbreviated.contains(&index);
+        index += 1;
+        keep
+    });
+}
+
+/// The generator's xattr request: the 1-based positions wanted, each as the difference from
+/// the previous one, then a zero.
+fn put_xattr_request(out: &mut Vec<u8>, abbreviated: &[usize]) {
+    let mut prior = 0;
+    for &i in abbreviated {
+        let num = i as i32 + 1;
+        put_varint(out, num - prior);
+        prior = num;
+    }
+    if !abbreviated.is_empty() {
+        out.push(0);
+    }
+}
+
+/// The sender's answer to an xattr request: position (as a difference), length, value, and a
+/// zero at the end.
+fn read_xattr_values(conn: &mut crate::conn::Conn, request: &mut Request) -> Result<(), Error> {
+    let mut num = 0i32;
+    let mut filled = Vec::new();
+    loop {
+        let rel = read_varint(conn)?;
+        if rel == 0 {
+            break;
+        }
+        num = num
+            .checked_add(rel)
+            .ok_or_else(|| protocol("xattr position overflow"))?;
+        let len =
+            usize::try_from(read_varint(conn)?).map_err(|_| protocol("negative xattr length"))?;
+        let value = read_bytes(conn, len, MAX_XATTR_VALUE)?;
+        let index = usize::try_from(num - 1)
+            .ok()
+            .filter(|i| request.abbreviated.contains(i))
+            .ok_or_else(|| protocol(format!("an xattr value that was not asked for (#{num})")))?;
+        if let Some(x) = request.entry.xattrs.get_mut(index) {
+            x.value = value;
+        }
+        filled.push(index);
+    }
+    if filled.len() != request.abbreviated.len() {
+        job::log(
+            job::Level::Warning,
+            &format!(
+                "{}: {} of {} long xattr values arrived; the others are left out",
+                String::from_utf8_lossy(&request.entry.path),
+                filled.len(),
+                request.abbreviated.len()
+            ),
+        );
+        let missing: Vec<usize> = request
+            .abbreviated
+            .iter()
+            .copied()
+            .filter(|i| !filled.contains(i))
+            .collect();
+        drop_abbreviated(&mut request.entry, &missing);
+    }
+    request.abbreviated.clear();
+    Ok(())
 }
 
 /// Whether `path` is strictly beneath `top` (everything is beneath the root).
@@ -727,9 +895,7 @@ pub fn to_entry(file: &FileEntry, list: &FileList) -> Result<Entry, Error> {
         xattrs: file
             .xattrs
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !file.abbreviated.contains(i))
-            .map(|(_, (name, value))| Xattr {
+            .map(|(name, value)| Xattr {
                 name: name.clone(),
                 value: value.clone(),
             })

@@ -805,9 +805,8 @@ impl Encoder {
         }
     }
 
-    /// `send_xattr`: a set sent before by its index, or the set itself. Values longer than
-    /// [`MAX_FULL_DATUM`] are left out by the caller (rsync would abbreviate them and fetch
-    /// them later).
+    /// `send_xattr`: a set sent before by its index, or the set itself, values longer than
+    /// [`MAX_FULL_DATUM`] abbreviated to their checksum.
     fn put_xattrs(&mut self, out: &mut Vec<u8>, entry: &FileEntry) {
         if let Some(i) = self.sets.iter().position(|s| *s == entry.xattrs) {
             crate::wire::put_varint(out, i as i32 + 1);
@@ -820,7 +819,13 @@ impl Encoder {
             crate::wire::put_varint(out, value.len() as i32);
             out.extend_from_slice(name);
             out.push(0);
-            out.extend_from_slice(value);
+            if value.len() > MAX_FULL_DATUM {
+                // Long values go as their MD5; the receiver asks for the ones it lacks.
+                use md5::Digest as _;
+                out.extend(md5::Md5::digest(value));
+            } else {
+                out.extend_from_slice(value);
+            }
         }
         self.sets.push(entry.xattrs.clone());
     }

@@ -52,7 +52,6 @@ struct Plan {
     entries: Vec<Outgoing>,
     users: Vec<(u32, String)>,
     groups: Vec<(u32, String)>,
-    skipped_xattrs: u64,
 }
 
 fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -124,7 +123,6 @@ fn plan(source: &[u8]) -> Result<Plan, Error> {
     let mut files: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut users = HashMap::new();
     let mut groups = HashMap::new();
-    let mut skipped_xattrs = 0;
     loop {
         let batch = walk.next(WALK_BATCH)?;
         if batch.is_empty() {
@@ -137,14 +135,11 @@ fn plan(source: &[u8]) -> Result<Plan, Error> {
             if let Some(group) = &entry.group {
                 groups.insert(entry.gid, group.clone());
             }
-            let mut xattrs = Vec::new();
-            for x in &entry.xattrs {
-                if x.value.len() > MAX_FULL_DATUM {
-                    skipped_xattrs += 1;
-                } else {
-                    xattrs.push((x.name.clone(), x.value.clone()));
-                }
-            }
+            let xattrs: Vec<(Vec<u8>, Vec<u8>)> = entry
+                .xattrs
+                .iter()
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect();
             let (type_bits, size, target, rdev, content, group) = match &entry.kind {
                 EntryKind::File => {
                     files.insert(entry.path.clone(), entries.len());
@@ -228,7 +223,6 @@ fn plan(source: &[u8]) -> Result<Plan, Error> {
         entries: sorted,
         users,
         groups,
-        skipped_xattrs,
     })
 }
 
@@ -243,20 +237,10 @@ pub fn run(job: RestoreJob) -> Result<JobSummary, Error> {
             String::from_utf8_lossy(&source)
         )));
     }
-    if plan.skipped_xattrs > 0 {
-        job::log(
-            job::Level::Warning,
-            &format!(
-                "{} xattr values longer than {MAX_FULL_DATUM} bytes are not restored by rsync (use the tar transport for them)",
-                plan.skipped_xattrs
-            ),
-        );
-    }
     let args = vec![b"--server".to_vec(), settings.wanted.option_cluster()];
     let started = open(&settings, &args, &destination(&job, &source))?;
     let mut session = started.session;
     let mut summary = send(&mut session, &plan)?;
-    summary.partial |= plan.skipped_xattrs > 0;
     drop(session);
     judge_exit(started.process, &mut summary)?;
     Ok(summary)
@@ -339,14 +323,12 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
         } else {
             None
         };
-        if options.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
-            // The receiver asks for abbreviated values; this side never abbreviates.
-            if read_varint(conn)? != 0 {
-                return Err(protocol(
-                    "the receiver asked for an xattr value that was never abbreviated",
-                ));
-            }
-        }
+        // The receiver asks for the long xattr values it lacks.
+        let wanted = if options.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
+            read_xattr_request(conn, item)?
+        } else {
+            Vec::new()
+        };
         let mut echo = Vec::new();
         session.ndx_out.write(&mut echo, ndx);
         if session.protocol >= 29 {
@@ -358,7 +340,7 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
                 put_vstring(&mut echo, x);
             }
             if options.xattrs && iflags & ITEM_REPORT_XATTR != 0 {
-                put_varint(&mut echo, 0);
+                put_xattr_values(&mut echo, item, &wanted);
             }
         }
         if iflags & ITEM_TRANSFER == 0 {
@@ -428,6 +410,52 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
     summary.errors += session.conn.news.errors;
     summary.partial |= session.conn.news.errors > 0;
     Ok(summary)
+}
+
+/// The receiver's request for long xattr values: 1-based positions as differences, then 0.
+fn read_xattr_request(conn: &mut crate::conn::Conn, item: &Outgoing) -> Result<Vec<usize>, Error> {
+    let mut num = 0i32;
+    let mut wanted = Vec::new();
+    loop {
+        let rel = read_varint(conn)?;
+        if rel == 0 {
+            return Ok(wanted);
+        }
+        num = num
+            .checked_add(rel)
+            .ok_or_else(|| protocol("xattr position overflow"))?;
+        let index = usize::try_from(num - 1)
+            .ok()
+            .filter(|i| {
+                item.entry
+                    .xattrs
+                    .get(*i)
+                    .is_some_and(|(_, v)| v.len() > MAX_FULL_DATUM)
+            })
+            .ok_or_else(|| {
+                protocol(format!(
+                    "the receiver asked for xattr #{num}, which was not abbreviated"
+                ))
+            })?;
+        if wanted.len() > item.entry.xattrs.len() {
+            return Err(protocol("an xattr request longer than the set"));
+        }
+        wanted.push(index);
+    }
+}
+
+/// The asked-for long values: position (as a difference), length, value; then 0.
+fn put_xattr_values(out: &mut Vec<u8>, item: &Outgoing, wanted: &[usize]) {
+    let mut prior = 0i32;
+    for &i in wanted {
+        let num = i as i32 + 1;
+        put_varint(out, num - prior);
+        prior = num;
+        let value = &item.entry.xattrs[i].1;
+        put_varint(out, value.len() as i32);
+        out.extend_from_slice(value);
+    }
+    out.push(0);
 }
 
 /// Sends a file's content as literal tokens, the end token and the file checksum.
