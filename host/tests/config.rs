@@ -69,8 +69,11 @@ fn office_example_resolves() {
     let config = Config::load(&examples().join("office")).expect("office");
     assert_eq!(
         config.hosts().collect::<Vec<_>>(),
-        ["files", "laptop-anna", "web"]
+        ["files", "laptop-anna", "nas", "web"]
     );
+    let nas = config.host("nas").expect("nas");
+    assert_eq!(nas.transport, "rsync");
+    assert_eq!(nas.plugin_settings["daemon"], "true");
     let web = config.host("web").expect("web");
     let ssh = web.ssh.as_ref().expect("ssh");
     assert_eq!((ssh.user.as_str(), ssh.port), ("root", 2222));
