@@ -370,7 +370,7 @@ impl Receiver<'_> {
             put_u16(&mut out, flags);
             put_xattr_request(&mut out, &abbreviated);
         }
-        let s2length = self.session.checksum.len() as i32;
+        let s2length = self.session.checksum.digest_len() as i32;
         match &basis {
             None => {
                 for value in [0, 0, s2length, 0] {
@@ -455,29 +455,26 @@ impl Receiver<'_> {
 
     /// Reads one answer of the sender: a file, or the end of a phase (`false`).
     fn receive_one(&mut self) -> Result<bool, Error> {
-        let ndx = loop {
-            let ndx = self.session.ndx_in.read(&mut self.session.conn)?;
-            // Files the sender could not open come as messages, in order.
-            while let Some(gone) = self.session.conn.take_not_sent() {
-                if let Some(request) = self.outstanding.remove(&gone) {
-                    self.counts.errors += 1;
-                    job::log(
-                        job::Level::Error,
-                        &format!(
-                            "{}: the client could not read it (vanished or unreadable)",
-                            String::from_utf8_lossy(&request.entry.path)
-                        ),
-                    );
-                }
+        let ndx = self.session.ndx_in.read(&mut self.session.conn)?;
+        // Files the sender could not open come as messages, in order.
+        while let Some(gone) = self.session.conn.take_not_sent() {
+            if let Some(request) = self.outstanding.remove(&gone) {
+                self.counts.errors += 1;
+                job::log(
+                    job::Level::Error,
+                    &format!(
+                        "{}: the client could not read it (vanished or unreadable)",
+                        String::from_utf8_lossy(&request.entry.path)
+                    ),
+                );
             }
-            if ndx == NDX_DONE {
-                return Ok(false);
-            }
-            if ndx >= 0 {
-                break ndx;
-            }
+        }
+        if ndx == NDX_DONE {
+            return Ok(false);
+        }
+        if ndx < 0 {
             return Err(protocol(format!("unexpected file index {ndx}")));
-        };
+        }
         let conn = &mut self.session.conn;
         let iflags = if self.session.protocol >= 29 {
             read_u16(conn)?
@@ -533,7 +530,9 @@ impl Receiver<'_> {
         let expected = request.basis.as_ref().map_or((0, 0, 0), |b| {
             (b.count as i32, b.block as i32, b.remainder as i32)
         });
-        if (count, block, remainder) != expected || s2length != self.session.checksum.len() as i32 {
+        if (count, block, remainder) != expected
+            || s2length != self.session.checksum.digest_len() as i32
+        {
             return Err(protocol(format!(
                 "file index {ndx}: the checksum header came back changed"
             )));
@@ -591,7 +590,11 @@ impl Receiver<'_> {
                 writer = None;
             }
         }
-        let theirs = read_bytes(&mut self.session.conn, self.session.checksum.len(), 64)?;
+        let theirs = read_bytes(
+            &mut self.session.conn,
+            self.session.checksum.digest_len(),
+            64,
+        )?;
         self.counts.literal += literal;
         self.counts.matched += matched;
         if sum.finish() != theirs {
@@ -664,7 +667,7 @@ impl Receiver<'_> {
             if self.session.protocol >= 29 {
                 put_u16(&mut out, ITEM_TRANSFER | ITEM_IS_NEW);
             }
-            for value in [0, 0, self.session.checksum.len() as i32, 0] {
+            for value in [0, 0, self.session.checksum.digest_len() as i32, 0] {
                 put_i32(&mut out, value);
             }
         }

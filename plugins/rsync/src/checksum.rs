@@ -54,7 +54,7 @@ impl Algorithm {
     }
 
     /// The length of its digest.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Algorithm::Xxh3 | Algorithm::Xxh64 => 8,
             _ => 16,
