@@ -163,3 +163,35 @@ fn a_peer_the_plugin_cannot_use_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_smb_and_nfs_peers_come_up_for_a_plugin_that_connects() {
+    // No built-in transport speaks SMB or NFS yet; the hostile test plugin declares `connect`,
+    // so the kit starts smbd and nfs-ganesha, serves the fixture, writes the config and runs
+    // the cases: they fail on the plugin, not on the peers.
+    let hostile = PathBuf::from(env!("HOARD_TEST_PLUGIN_DIR")).join("hostile.wasm");
+    for peer in ["smb", "nfs"] {
+        let work = tempfile::tempdir().expect("tempdir");
+        let report_path = work.path().join("report.json");
+        let output = hoard_plugin_test(
+            work.path(),
+            &[
+                hostile.to_str().expect("utf-8 path"),
+                "--peer",
+                peer,
+                "--compact",
+                "--report",
+                report_path.to_str().expect("utf-8 path"),
+            ],
+        );
+        assert!(!output.status.success());
+        let report = report(&report_path);
+        assert_eq!(report["peer"], peer);
+        let detail = report["cases"]
+            .as_array()
+            .and_then(|cases| cases.iter().find(|c| c["case"] == "full"))
+            .map(|c| c["detail"].to_string())
+            .unwrap_or_default();
+        assert!(detail.contains("plugin hostile"), "{peer}: {detail}");
+    }
+}
