@@ -12,6 +12,7 @@
 //! - [`conn`]: the byte streams, multiplexing, deadlock-free waiting.
 //! - [`wire`]: rsync's integer and string encodings (no I/O).
 //! - [`checksum`]: rolling, block and file checksums.
+//! - [`matcher`]: the sender's delta against the receiver's block checksums.
 //! - [`daemon`]: the daemon greeting and authentication.
 //! - [`filter`]: includes and excludes as filter rules.
 //! - [`reference_index`]: the reference's listings, and the subtrees an incremental keeps whole.
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod error;
 pub mod filter;
 pub mod flist;
+pub mod matcher;
 pub mod reference_index;
 pub mod restore;
 pub mod session;

@@ -1,7 +1,7 @@
 //! A restore: this side is rsync's sender, the client's `rsync --server` (or daemon module)
 //! the receiver. The snapshot's subtree becomes a file list in rsync's order, and every file
-//! the receiver asks for goes out whole as literal data with its checksum (the receiver's
-//! block checksums are read and set aside). No `--delete` is ever asked for: a restore of
+//! the receiver asks for goes out as rsync's delta against what the client already has
+//! ([`crate::matcher`]), with its checksum. No `--delete` is ever asked for: a restore of
 //! one file leaves its neighbours alone.
 //!
 //! The restored subtree lands in the directory where its parent would be: restoring
@@ -19,17 +19,16 @@ use crate::flist::{
     Encoder, FileEntry, MAX_FULL_DATUM, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
     S_IFSOCK, sort_order,
 };
+use crate::matcher::{BlockSums, Matcher};
 use crate::session::Session;
 use crate::start::{Settings, judge_exit, open};
 use crate::wire::{
-    NDX_DONE, put_i32, put_u16, put_varint, put_vstring, read_bytes, read_i32, read_u8, read_u16,
-    read_varint, read_vstring,
+    NDX_DONE, put_i32, put_u16, put_varint, put_vstring, read_i32, read_u8, read_u16, read_varint,
+    read_vstring,
 };
 
 /// Entries fetched from the snapshot walk per call.
 const WALK_BATCH: u32 = 512;
-/// Literal data per token (rsync's CHUNK_SIZE).
-const CHUNK: usize = 32 * 1024;
 /// Bytes read from the snapshot per call.
 const READ: u32 = 1 << 20;
 /// Most checksum bytes accepted from the receiver for one file.
@@ -285,6 +284,8 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
         errors: 0,
         partial: false,
     };
+    let mut literal_total = 0u64;
+    let mut matched_total = 0u64;
     let max_phase = if session.protocol >= 29 { 2 } else { 1 };
     let mut phase = 0;
     loop {
@@ -353,7 +354,7 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
         let Some(content) = &item.content else {
             return Err(protocol(format!("file index {ndx} is not a regular file")));
         };
-        // The receiver's checksums of its basis: read and set aside (the file goes whole).
+        // The receiver's checksums of its basis: blocks it already has are not sent again.
         let count = read_i32(conn)?;
         let block = read_i32(conn)?;
         let s2length = read_i32(conn)?;
@@ -366,23 +367,27 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
         {
             return Err(protocol(format!("file index {ndx}: bad checksum header")));
         }
-        let sums = (count as usize).saturating_mul(4 + s2length as usize);
-        if sums > MAX_SUMS {
+        let sums_len = (count as usize).saturating_mul(4 + s2length as usize);
+        if sums_len > MAX_SUMS {
             return Err(protocol(format!(
-                "file index {ndx}: {sums} bytes of checksums"
+                "file index {ndx}: {sums_len} bytes of checksums"
             )));
         }
-        let mut left = sums;
-        while left > 0 {
-            let n = left.min(1 << 20);
-            read_bytes(conn, n, 1 << 20)?;
-            left -= n;
-        }
+        let sums = BlockSums::read(
+            conn,
+            count as usize,
+            block as usize,
+            s2length as usize,
+            remainder as usize,
+        )?;
         for value in [count, block, s2length, remainder] {
             put_i32(&mut echo, value);
         }
         session.conn.send(&echo);
-        let sent = send_whole(session, content, item.entry.size)?;
+        let (sent, matched) = send_delta(session, content, item.entry.size, &sums)?;
+        literal_total += sent;
+        matched_total += matched;
+        let sent = sent + matched;
         summary.bytes += sent;
         if summary.bytes > 0 && summary.entries > 0 {
             job::progress(summary.entries, summary.bytes);
@@ -407,6 +412,13 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
             return Err(protocol(format!("goodbye expected, index {last} came")));
         }
     }
+    job::log(
+        job::Level::Info,
+        &format!(
+            "rsync: {literal_total} bytes sent literal, {matched_total} left to the client's own copies; {} bytes sent in all",
+            session.conn.bytes_out
+        ),
+    );
     summary.errors += session.conn.news.errors;
     summary.partial |= session.conn.news.errors > 0;
     Ok(summary)
@@ -458,11 +470,18 @@ fn put_xattr_values(out: &mut Vec<u8>, item: &Outgoing, wanted: &[usize]) {
     out.push(0);
 }
 
-/// Sends a file's content as literal tokens, the end token and the file checksum.
-fn send_whole(session: &mut Session, path: &[u8], size: u64) -> Result<u64, Error> {
+/// Sends a file's content as tokens against the receiver's checksums (literal data and
+/// block references), the end token and the file checksum. Returns (literal, matched) bytes.
+fn send_delta(
+    session: &mut Session,
+    path: &[u8],
+    size: u64,
+    sums: &BlockSums,
+) -> Result<(u64, u64), Error> {
     let mut sum = session.checksum.file_sum(session.seed);
+    let mut matcher = Matcher::new(sums, session.checksum, session.seed);
     let mut offset = 0u64;
-    let mut out = Vec::with_capacity(CHUNK + 8);
+    let mut out = Vec::new();
     while offset < size {
         let want = (size - offset).min(u64::from(READ)) as u32;
         let data = snapshot::read(path, offset, want)?;
@@ -473,19 +492,16 @@ fn send_whole(session: &mut Session, path: &[u8], size: u64) -> Result<u64, Erro
             )));
         }
         sum.update(&data);
-        for piece in data.chunks(CHUNK) {
-            out.clear();
-            put_i32(&mut out, piece.len() as i32);
-            out.extend_from_slice(piece);
-            session.conn.send(&out);
-        }
+        matcher.feed(&data, &mut out);
+        session.conn.send(&out);
+        out.clear();
         session.conn.pump()?;
         offset += data.len() as u64;
     }
-    let mut out = Vec::new();
+    let counts = matcher.finish(&mut out);
     put_i32(&mut out, 0);
     out.extend(sum.finish());
     session.conn.send(&out);
     session.conn.pump()?;
-    Ok(offset)
+    Ok(counts)
 }
