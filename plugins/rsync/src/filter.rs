@@ -43,7 +43,8 @@ pub fn rules(includes: &[Vec<u8>], excludes: &[Vec<u8>]) -> Vec<Vec<u8>> {
     out
 }
 
-fn trim_slashes(path: &[u8]) -> Vec<u8> {
+/// `path` without leading and trailing slashes.
+pub fn trim_slashes(path: &[u8]) -> Vec<u8> {
     let start = path.iter().position(|b| *b != b'/').unwrap_or(path.len());
     let end = path
         .iter()

@@ -106,6 +106,24 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
+    /// An entry with a name and a mode, everything else empty.
+    pub fn new(name: Vec<u8>, mode: u32) -> Self {
+        FileEntry {
+            name,
+            mode,
+            size: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            uid: 0,
+            gid: 0,
+            rdev: None,
+            target: None,
+            hardlink_leader: None,
+            xattrs: Vec::new(),
+            abbreviated: Vec::new(),
+        }
+    }
+
     /// The file type bits.
     pub fn kind(&self) -> u32 {
         self.mode & S_IFMT
@@ -280,20 +298,7 @@ fn read_entry<S: Source + ?Sized>(
     check_name(&name)?;
     prev.name.clone_from(&name);
 
-    let mut entry = FileEntry {
-        name,
-        mode: 0,
-        size: 0,
-        mtime: 0,
-        mtime_nsec: 0,
-        uid: 0,
-        gid: 0,
-        rdev: None,
-        target: None,
-        hardlink_leader: None,
-        xattrs: Vec::new(),
-        abbreviated: Vec::new(),
-    };
+    let mut entry = FileEntry::new(name, 0);
 
     if protocol_version >= 30 && flags & XMIT_HLINKED != 0 && flags & XMIT_HLINK_FIRST == 0 {
         let first =
@@ -550,20 +555,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, mode: u32) -> FileEntry {
-        FileEntry {
-            name: name.as_bytes().to_vec(),
-            mode,
-            size: 0,
-            mtime: 0,
-            mtime_nsec: 0,
-            uid: 0,
-            gid: 0,
-            rdev: None,
-            target: None,
-            hardlink_leader: None,
-            xattrs: Vec::new(),
-            abbreviated: Vec::new(),
-        }
+        FileEntry::new(name.as_bytes().to_vec(), mode)
     }
 
     #[test]

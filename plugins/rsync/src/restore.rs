@@ -15,6 +15,7 @@ use hoard_plugin_sdk::transport::hoard::plugin::snapshot;
 use hoard_plugin_sdk::transport::hoard::plugin::types::{EntryKind, Error, JobSummary, RestoreJob};
 
 use crate::error::protocol;
+use crate::filter::trim_slashes;
 use crate::flist::{
     Encoder, FileEntry, MAX_FULL_DATUM, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG,
     S_IFSOCK, sort_order,
@@ -68,18 +69,9 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn trim(path: &[u8]) -> Vec<u8> {
-    let start = path.iter().position(|b| *b != b'/').unwrap_or(path.len());
-    let end = path
-        .iter()
-        .rposition(|b| *b != b'/')
-        .map_or(start, |e| e + 1);
-    path[start..end.max(start)].to_vec()
-}
-
 /// Where the receiver is pointed: the share, the target (or the source's parent in place).
 fn destination(job: &RestoreJob, source: &[u8]) -> Vec<u8> {
-    let target = trim(&job.target);
+    let target = trim_slashes(&job.target);
     let place = if !target.is_empty() {
         target
     } else {
@@ -228,7 +220,7 @@ fn plan(source: &[u8]) -> Result<Plan, Error> {
 /// A restore job from start to end.
 pub fn run(job: RestoreJob) -> Result<JobSummary, Error> {
     let settings = Settings::parse(&job.settings, false)?;
-    let source = trim(&job.source);
+    let source = trim_slashes(&job.source);
     let plan = plan(&source)?;
     if plan.entries.is_empty() {
         return Err(protocol(format!(
