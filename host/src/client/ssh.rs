@@ -14,19 +14,33 @@
 //! zsh, ...).
 //!
 //! Flow control: russh grants the server window as data arrives and delivers it into a
-//! bounded queue per channel; when a reader stops reading, that queue fills and russh stops
-//! reading the socket. Memory stays bounded (a few MiB per channel) however long the stream,
-//! at the price that a program whose output nobody reads stalls the other programs on the
-//! same connection; read stdout and stderr of every process, as with local pipes.
+//! bounded queue per channel, which one task per channel (the [`ChannelPump`]) empties.
+//! Standard output keeps back-pressure: the pump hands it to a bounded queue and, when its
+//! reader stops reading, waits; russh's queue then fills and russh stops reading the socket.
+//! Memory stays bounded (a few MiB per channel) however long the stream, at the price that a
+//! program whose stdout nobody reads stalls the other programs on the same connection.
+//!
+//! Standard error never makes the pump wait. ssh carries both streams in one channel under
+//! one window, so a pump that waited for a stderr reader also stopped delivering stdout: a
+//! reader busy with stdout alone (the tar plugin copying a file's content into the pool inside
+//! the host) then waited for data stuck behind unread stderr, while the program waited for its
+//! stderr to be read: a deadlock. Stderr is text, and little of it, so it is kept by bytes, up
+//! to 8 MiB per program; beyond that the oldest whole lines are dropped and the reader finds
+//! one line in their place, `hoard: N bytes of standard error dropped (more than 8388608
+//! bytes unread)`, on a line of its own. The other ways out were worse: stdout cannot be
+//! buffered without bound (it is the archive, gigabytes), and a second channel per stream does
+//! not exist in ssh. Read stdout whenever you wait for stderr: stderr that the server sent
+//! after unread stdout waits behind it.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,9 +54,15 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::{ClientConnector, ClientError, ExitStatus, RemoteProcess};
 
-/// How many chunks (each at most one ssh packet, 32 KiB) wait for a reader of stdout or
-/// stderr before the channel stops being read.
+/// How many chunks (each at most one ssh packet, 32 KiB) wait for a reader of stdout before
+/// the channel stops being read.
 const STREAM_QUEUE_CHUNKS: usize = 16;
+
+/// Bytes of stderr kept for a reader that is not reading it; beyond, the oldest lines are
+/// dropped. Generous: tar's messages, even one line per member in a verbose run, stay far
+/// below it while the reader is away for a file's content, and a reader that polls stderr
+/// whenever it waits never comes near it.
+const STDERR_BUFFER_BYTES: usize = 8 << 20;
 
 /// How often an idle connection is probed, so a dead one is noticed.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -275,7 +295,7 @@ impl ClientConnector for SshClient {
             .map_err(|error| ssh_error(&self.settings.address, "send the exec request", &error))?;
 
         let (stdout_tx, stdout_rx) = mpsc::channel(STREAM_QUEUE_CHUNKS);
-        let (stderr_tx, stderr_rx) = mpsc::channel(STREAM_QUEUE_CHUNKS);
+        let stderr_buffer = StderrBuffer::new(STDERR_BUFFER_BYTES);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = oneshot::channel();
         let (exit_tx, exit) = oneshot::channel();
@@ -284,7 +304,7 @@ impl ClientConnector for SshClient {
             read,
             write,
             stdout: Some(stdout_tx),
-            stderr: Some(stderr_tx),
+            stderr: Some(StderrSink(Arc::clone(&stderr_buffer))),
             control: control_rx,
             started: Some(started_tx),
             closed: closed_tx,
@@ -300,7 +320,7 @@ impl ClientConnector for SshClient {
                 control_tx.clone(),
             )),
             stdout: Box::new(ChunkReader::new(stdout_rx)),
-            stderr: Box::new(ChunkReader::new(stderr_rx)),
+            stderr: Box::new(StderrReader::new(stderr_buffer)),
             exit,
             kill_on_drop: Box::new(KillOnDrop(control_tx)),
         };
@@ -544,21 +564,14 @@ enum Control {
     Kill,
 }
 
-/// Which output stream a chunk belongs to.
-#[derive(Debug, Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// The task that owns one channel: it sorts incoming data into stdout and stderr (waiting
-/// for the reader when its queue is full), records the exit status, and carries out the
-/// requests of the local handles.
+/// The task that owns one channel: it sorts incoming data into stdout (waiting for the
+/// reader when its queue is full) and stderr (never waiting: [`StderrBuffer`]), records the
+/// exit status, and carries out the requests of the local handles.
 struct ChannelPump {
     read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
     stdout: Option<mpsc::Sender<io::Result<Bytes>>>,
-    stderr: Option<mpsc::Sender<io::Result<Bytes>>>,
+    stderr: Option<StderrSink>,
     control: mpsc::UnboundedReceiver<Control>,
     started: Option<oneshot::Sender<bool>>,
     closed: watch::Sender<bool>,
@@ -569,12 +582,11 @@ struct ChannelPump {
 
 impl ChannelPump {
     async fn run(mut self, exit: oneshot::Sender<ExitStatus>) {
-        let mut pending: Option<(Stream, Bytes)> = None;
+        // Stdout that waits for room in its reader's queue; nothing else is read meanwhile.
+        let mut pending: Option<Bytes> = None;
         let mut control_open = true;
         let clean_end = loop {
-            let queue = pending
-                .as_ref()
-                .and_then(|(stream, _)| self.queue(*stream).cloned());
+            let queue = pending.as_ref().and_then(|_| self.stdout.clone());
             tokio::select! {
                 biased;
                 request = self.control.recv(), if control_open => match request {
@@ -593,13 +605,13 @@ impl ChannelPump {
                     None => control_open = false,
                 },
                 permit = reserve(queue), if pending.is_some() => {
-                    if let Some((stream, data)) = pending.take() {
+                    if let Some(data) = pending.take() {
                         match permit {
                             Some(permit) => {
                                 permit.send(Ok(data));
                             }
                             // The reader is gone: drop its data, keep the channel moving.
-                            None => *self.queue_slot(stream) = None,
+                            None => self.stdout = None,
                         }
                     }
                 }
@@ -619,30 +631,28 @@ impl ChannelPump {
         let (stdout, stderr) = (self.stdout.take(), self.stderr.take());
         if !clean_end {
             // Readers must not take a lost connection for the end of the output.
-            let aborted =
-                || io::Error::new(io::ErrorKind::ConnectionAborted, "ssh connection lost");
-            let tell = |queue: Option<mpsc::Sender<io::Result<Bytes>>>| async move {
-                if let Some(queue) = queue {
-                    let _ = queue.send(Err(aborted())).await;
-                }
-            };
-            tokio::join!(tell(stdout), tell(stderr));
+            if let Some(stderr) = stderr {
+                stderr.end(StderrEnd::Lost);
+            }
+            if let Some(stdout) = stdout {
+                let aborted =
+                    io::Error::new(io::ErrorKind::ConnectionAborted, "ssh connection lost");
+                let _ = stdout.send(Err(aborted)).await;
+            }
         }
     }
 
     /// Handles one message from the server; `Some(clean)` ends the channel.
-    fn on_message(
-        &mut self,
-        message: ChannelMsg,
-        pending: &mut Option<(Stream, Bytes)>,
-    ) -> Option<bool> {
+    fn on_message(&mut self, message: ChannelMsg, pending: &mut Option<Bytes>) -> Option<bool> {
         match message {
             // Data for a reader that is gone is dropped: the channel keeps moving.
             ChannelMsg::Data { data } if self.stdout.is_some() => {
-                *pending = Some((Stream::Stdout, data));
+                *pending = Some(data);
             }
-            ChannelMsg::ExtendedData { data, ext: 1 } if self.stderr.is_some() => {
-                *pending = Some((Stream::Stderr, data));
+            ChannelMsg::ExtendedData { data, ext: 1 } => {
+                if let Some(stderr) = &self.stderr {
+                    stderr.push(&data);
+                }
             }
             ChannelMsg::Eof => {
                 self.stdout = None;
@@ -668,20 +678,6 @@ impl ChannelPump {
             _ => {}
         }
         None
-    }
-
-    fn queue(&self, stream: Stream) -> Option<&mpsc::Sender<io::Result<Bytes>>> {
-        match stream {
-            Stream::Stdout => self.stdout.as_ref(),
-            Stream::Stderr => self.stderr.as_ref(),
-        }
-    }
-
-    fn queue_slot(&mut self, stream: Stream) -> &mut Option<mpsc::Sender<io::Result<Bytes>>> {
-        match stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        }
     }
 }
 
@@ -709,7 +705,7 @@ fn signal_number(signal: &Sig) -> i32 {
     }
 }
 
-/// A program's stdout or stderr: the chunks the channel pump queued, read in order.
+/// A program's stdout: the chunks the channel pump queued, read in order.
 struct ChunkReader {
     queue: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
@@ -741,6 +737,245 @@ impl AsyncRead for ChunkReader {
         let chunk = self.current.split_to(n);
         buf.put_slice(&chunk);
         Poll::Ready(Ok(()))
+    }
+}
+
+/// How a program's stderr ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StderrEnd {
+    /// The server sent EOF (or closed the channel).
+    Eof,
+    /// The connection was lost: the reader gets an error once the data is read.
+    Lost,
+}
+
+/// A program's stderr between the channel pump and its reader: bytes in order, at most
+/// `cap` of them. The pump appends and never waits; when the reader falls more than `cap`
+/// behind, the oldest bytes are dropped, whole lines at a time, and the reader is told how
+/// many with one marker line.
+#[derive(Debug)]
+struct StderrBuffer {
+    cap: usize,
+    /// Bytes not read yet.
+    data: VecDeque<u8>,
+    /// Bytes dropped since the reader last got a marker line.
+    dropped: u64,
+    /// A drop cut a line: what arrives up to the next newline is dropped too.
+    skip_line: bool,
+    /// The last byte the reader took ended a line (or it took none).
+    reader_at_line_start: bool,
+    /// How the stream ended; what is in `data` is still read first.
+    end: Option<StderrEnd>,
+    /// The reader was dropped: nothing is kept any more.
+    reader_gone: bool,
+    waker: Option<Waker>,
+}
+
+/// Locks a stderr buffer; a panic elsewhere while it was held leaves consistent state.
+fn lock(buffer: &StdMutex<StderrBuffer>) -> MutexGuard<'_, StderrBuffer> {
+    buffer.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StderrBuffer {
+    /// An empty buffer keeping at most `cap` bytes, shared by the pump and the reader.
+    fn new(cap: usize) -> Arc<StdMutex<StderrBuffer>> {
+        Arc::new(StdMutex::new(StderrBuffer {
+            cap,
+            data: VecDeque::new(),
+            dropped: 0,
+            skip_line: false,
+            reader_at_line_start: true,
+            end: None,
+            reader_gone: false,
+            waker: None,
+        }))
+    }
+
+    /// Appends `incoming`, dropping the oldest lines beyond the cap. Never waits.
+    fn push(&mut self, mut incoming: &[u8]) {
+        if self.reader_gone || self.end.is_some() || incoming.is_empty() {
+            return;
+        }
+        self.skip_rest_of_line(&mut incoming);
+        let total = self.data.len() + incoming.len();
+        if total > self.cap {
+            let excess = total - self.cap;
+            let old = excess.min(self.data.len());
+            let last_dropped = if excess > old {
+                incoming[excess - old - 1]
+            } else {
+                self.data[old - 1]
+            };
+            self.data.drain(..old);
+            incoming = &incoming[excess - old..];
+            self.dropped += excess as u64;
+            if last_dropped != b'\n' {
+                // Whatever is left of the cut line goes too: the reader sees whole lines.
+                match self.data.iter().position(|b| *b == b'\n') {
+                    Some(end) => {
+                        self.data.drain(..=end);
+                        self.dropped += end as u64 + 1;
+                    }
+                    None => {
+                        self.dropped += self.data.len() as u64;
+                        self.data.clear();
+                        self.skip_line = true;
+                        self.skip_rest_of_line(&mut incoming);
+                    }
+                }
+            }
+        }
+        self.data.extend(incoming);
+        self.wake();
+    }
+
+    /// While a cut line is being skipped: drops `incoming` up to and with its first newline.
+    fn skip_rest_of_line(&mut self, incoming: &mut &[u8]) {
+        if !self.skip_line {
+            return;
+        }
+        let cut = match incoming.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                self.skip_line = false;
+                end + 1
+            }
+            None => incoming.len(),
+        };
+        self.dropped += cut as u64;
+        *incoming = &incoming[cut..];
+    }
+
+    fn end(&mut self, end: StderrEnd) {
+        if self.end.is_none() {
+            self.end = Some(end);
+        }
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The line that stands for the dropped bytes, on a line of its own.
+    fn marker(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        if !self.reader_at_line_start {
+            line.push(b'\n');
+        }
+        line.extend_from_slice(
+            format!(
+                "hoard: {} bytes of standard error dropped (more than {} bytes unread)\n",
+                self.dropped, self.cap
+            )
+            .as_bytes(),
+        );
+        self.dropped = 0;
+        self.reader_at_line_start = true;
+        line
+    }
+
+    /// Moves as many unread bytes as fit into `out`.
+    fn take(&mut self, out: &mut ReadBuf<'_>) {
+        let n = out.remaining().min(self.data.len());
+        let (front, back) = self.data.as_slices();
+        let first = n.min(front.len());
+        out.put_slice(&front[..first]);
+        out.put_slice(&back[..n - first]);
+        if n > 0 {
+            self.reader_at_line_start = self.data[n - 1] == b'\n';
+        }
+        self.data.drain(..n);
+        if self.data.is_empty() && self.data.capacity() > 1 << 20 {
+            // A burst is over: give its memory back.
+            self.data.shrink_to(64 << 10);
+        }
+    }
+}
+
+/// The pump's end of a stderr buffer; dropping it ends the stream (EOF) if nothing else did.
+struct StderrSink(Arc<StdMutex<StderrBuffer>>);
+
+impl StderrSink {
+    fn push(&self, data: &[u8]) {
+        lock(&self.0).push(data);
+    }
+
+    fn end(self, end: StderrEnd) {
+        lock(&self.0).end(end);
+    }
+}
+
+impl Drop for StderrSink {
+    fn drop(&mut self) {
+        lock(&self.0).end(StderrEnd::Eof);
+    }
+}
+
+/// A program's stderr, read from its [`StderrBuffer`].
+struct StderrReader {
+    buffer: Arc<StdMutex<StderrBuffer>>,
+    /// A marker line not yet read whole.
+    marker: Bytes,
+}
+
+impl StderrReader {
+    fn new(buffer: Arc<StdMutex<StderrBuffer>>) -> Self {
+        Self {
+            buffer,
+            marker: Bytes::new(),
+        }
+    }
+}
+
+impl AsyncRead for StderrReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if self.marker.is_empty() {
+            let mut state = lock(&self.buffer);
+            if state.dropped == 0 {
+                if !state.data.is_empty() {
+                    state.take(buf);
+                    return Poll::Ready(Ok(()));
+                }
+                return match state.end {
+                    Some(StderrEnd::Eof) => Poll::Ready(Ok(())),
+                    Some(StderrEnd::Lost) => {
+                        state.end = Some(StderrEnd::Eof);
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "ssh connection lost",
+                        )))
+                    }
+                    None => {
+                        state.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                };
+            }
+            let marker = state.marker();
+            drop(state);
+            self.marker = Bytes::from(marker);
+        }
+        let n = buf.remaining().min(self.marker.len());
+        let part = self.marker.split_to(n);
+        buf.put_slice(&part);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for StderrReader {
+    fn drop(&mut self) {
+        let mut state = lock(&self.buffer);
+        state.reader_gone = true;
+        state.data = VecDeque::new();
     }
 }
 
@@ -877,7 +1112,14 @@ async fn resolve(settings: &SshSettings) -> Result<IpAddr, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use std::time::Duration;
+
+    use hoard_conformance::peers::SshdPeer;
+
+    use super::{
+        SshClient, SshSettings, StderrBuffer, StderrEnd, StderrReader, StderrSink, shell_quote,
+    };
+    use crate::client::{ClientConnector, ExitStatus, RemoteProcess};
 
     fn quote(words: &[&[u8]]) -> Vec<u8> {
         shell_quote(&words.iter().map(|w| w.to_vec()).collect::<Vec<_>>())
@@ -921,6 +1163,165 @@ mod tests {
     fn empty_argument_is_an_empty_quoted_word() {
         assert_eq!(quote(&[b"printf", b""]), b"'printf' ''");
         assert_eq!(quote(&[]), b"");
+    }
+
+    /// Everything a stderr reader gets until the end.
+    async fn read_all(reader: &mut StderrReader) -> std::io::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn stderr_is_kept_whole_under_the_cap() {
+        let buffer = StderrBuffer::new(64);
+        let sink = StderrSink(std::sync::Arc::clone(&buffer));
+        let mut reader = StderrReader::new(buffer);
+        sink.push(b"one\ntw");
+        sink.push(b"o\n");
+        drop(sink);
+        assert_eq!(read_all(&mut reader).await.expect("read"), b"one\ntwo\n");
+    }
+
+    #[tokio::test]
+    async fn stderr_beyond_the_cap_drops_the_oldest_whole_lines_with_a_marker() {
+        let buffer = StderrBuffer::new(16);
+        let sink = StderrSink(std::sync::Arc::clone(&buffer));
+        let mut reader = StderrReader::new(buffer);
+        // Never waits, whatever the reader does.
+        for line in [&b"aaaa\n"[..], b"bbbb\n", b"cccc\n", b"dddd\n", b"eeee\n"] {
+            sink.push(line);
+        }
+        drop(sink);
+        assert_eq!(
+            String::from_utf8(read_all(&mut reader).await.expect("read")).expect("text"),
+            "hoard: 10 bytes of standard error dropped (more than 16 bytes unread)\n\
+             cccc\ndddd\neeee\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_line_is_dropped_to_its_end_and_the_marker_starts_a_line() {
+        use tokio::io::AsyncReadExt;
+        let buffer = StderrBuffer::new(8);
+        let sink = StderrSink(std::sync::Arc::clone(&buffer));
+        let mut reader = StderrReader::new(buffer);
+        sink.push(b"ab");
+        let mut first = [0u8; 2];
+        reader.read_exact(&mut first).await.expect("read");
+        assert_eq!(&first, b"ab");
+        // The rest of "ab..." and a line longer than the cap, in pieces, then a short one.
+        sink.push(b"cdefgh\nlong-");
+        sink.push(b"line-without-end");
+        sink.push(b"-yet\nok\n");
+        drop(sink);
+        assert_eq!(
+            String::from_utf8(read_all(&mut reader).await.expect("read")).expect("text"),
+            "\nhoard: 33 bytes of standard error dropped (more than 8 bytes unread)\nok\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn lost_stderr_is_an_error_after_its_data() {
+        use tokio::io::AsyncReadExt;
+        let buffer = StderrBuffer::new(64);
+        let sink = StderrSink(std::sync::Arc::clone(&buffer));
+        let mut reader = StderrReader::new(buffer);
+        sink.push(b"last words\n");
+        sink.end(StderrEnd::Lost);
+        let mut data = vec![0u8; 11];
+        reader.read_exact(&mut data).await.expect("data first");
+        assert_eq!(data, b"last words\n");
+        let error = read_all(&mut reader).await.expect_err("then the loss");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
+    }
+
+    #[tokio::test]
+    async fn a_gone_reader_keeps_nothing() {
+        let buffer = StderrBuffer::new(64);
+        let sink = StderrSink(std::sync::Arc::clone(&buffer));
+        drop(StderrReader::new(std::sync::Arc::clone(&buffer)));
+        sink.push(b"nobody reads this\n");
+        assert!(super::lock(&buffer).data.is_empty());
+    }
+
+    /// Regression test for the stall that had the one-run tar incremental reverted: GNU tar
+    /// names every member on stderr (`-v`) while the archive goes to stdout, and the reader
+    /// takes stdout to its end before it touches stderr (as the tar plugin does inside a
+    /// host-side copy of a file's content). With one pump feeding two bounded queues, the full
+    /// stderr queue stopped the pump and stdout never ended.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unread_stderr_never_holds_back_stdout() {
+        use std::os::unix::ffi::OsStrExt;
+        use tokio::io::AsyncReadExt;
+
+        let tree = tempfile::tempdir().expect("temporary tree");
+        // About 2.4 MB of names on stderr: far more than any queue between sshd and the reader
+        // holds, even in full 32 KiB packets; well under the stderr buffer's cap.
+        let long = "n".repeat(200);
+        let mut members = 1;
+        for d in 0..40 {
+            let dir = tree.path().join(format!("d{d:02}"));
+            std::fs::create_dir(&dir).expect("directory");
+            members += 1;
+            for f in 0..300 {
+                std::fs::write(dir.join(format!("{long}{f:04}")), b"x").expect("small file");
+                members += 1;
+            }
+        }
+        std::fs::write(tree.path().join("big"), vec![7u8; 16 << 20]).expect("big file");
+        members += 1;
+
+        let peer = SshdPeer::start().expect("sshd peer");
+        let client = SshClient::new(SshSettings {
+            address: peer.address().to_owned(),
+            port: peer.port(),
+            user: peer.user().to_owned(),
+            private_key: peer.client_key(),
+            known_hosts: peer.known_hosts(),
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+        })
+        .await
+        .expect("client");
+        let argv: Vec<Vec<u8>> = ["/usr/bin/tar", "-c", "-v", "-f", "-", "-C"]
+            .iter()
+            .map(|w| w.as_bytes().to_vec())
+            .chain([tree.path().as_os_str().as_bytes().to_vec(), b".".to_vec()])
+            .collect();
+        let RemoteProcess {
+            stdin,
+            mut stdout,
+            mut stderr,
+            exit,
+            kill_on_drop,
+        } = client.exec(&argv).await.expect("exec tar");
+        drop(stdin);
+
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), stdout.read_to_end(&mut out))
+            .await
+            .expect("stdout ended in time: unread stderr must not hold it back")
+            .expect("read stdout");
+        let mut err = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), stderr.read_to_end(&mut err))
+            .await
+            .expect("stderr ended in time")
+            .expect("read stderr");
+        let status = exit.await.expect("exit status");
+        drop(kill_on_drop);
+
+        assert_eq!(
+            status,
+            ExitStatus::Code(0),
+            "{}",
+            String::from_utf8_lossy(&err)
+        );
+        assert!(out.len() > 16 << 20, "archive of {} bytes", out.len());
+        let names = err.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        assert_eq!(names, members, "one line per member on stderr");
+        assert!(err.windows(4).any(|w| w == b"/big"));
     }
 
     /// The shell on this machine turns the quoted string back into exactly these words.

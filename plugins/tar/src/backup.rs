@@ -266,14 +266,21 @@ impl Backup {
     }
 }
 
-/// Runs tar once and reads its archive; returns whether the run ended well enough.
+/// Runs tar once and reads its archive. With `unchanged`, the run is a verbose `--newer` one
+/// and the names it left out as unchanged are returned (share-relative, directories aside);
+/// `None` when some of tar's stderr was lost, so that they may be incomplete (and always
+/// without `unchanged`).
 pub fn archive_run(
     backup: &mut Backup,
     argv: &[Vec<u8>],
     list: &[u8],
     what: &'static str,
-) -> Result<(), Error> {
+    unchanged: bool,
+) -> Result<Option<Vec<Vec<u8>>>, Error> {
     let mut run = TarRun::start(argv, list, false, false, what)?;
+    if unchanged {
+        run.collect_unchanged();
+    }
     let read = backup.read_archive(&mut run);
     if let Err(e) = read {
         // Collect tar's own words about it before failing, when it has any.
@@ -281,18 +288,24 @@ pub fn archive_run(
         return Err(e);
     }
     let (verdict, report, status) = run.finish()?;
+    let escaped = run.take_unchanged();
     backup.errors += report.unreadable;
     match verdict {
-        Verdict::Ok => Ok(()),
-        Verdict::Partial => {
-            backup.partial = true;
-            Ok(())
-        }
-        Verdict::Failed => Err(failed(what, status)),
+        Verdict::Ok => {}
+        Verdict::Partial => backup.partial = true,
+        Verdict::Failed => return Err(failed(what, status)),
     }
+    Ok(escaped.map(|escaped| {
+        let mut names = Vec::new();
+        for name in escaped {
+            push_listed(&mut names, &name);
+        }
+        names
+    }))
 }
 
-/// The listing run of an incremental: every name under the selection.
+/// A listing run (the fallback of an incremental whose verbose run lost some of stderr):
+/// every name under the selection.
 pub fn listing(options: &TarOptions, list: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
     let mut run = TarRun::start(&options.listing_argv(), list, false, true, "tar listing")?;
     let mut names = Vec::new();
@@ -358,7 +371,13 @@ pub fn run(job: BackupJob) -> Result<JobSummary, Error> {
         (BackupLevel::Full, _, _) => None,
     };
     match newer {
-        None => archive_run(&mut backup, &options.archive_argv(None), &list, "tar")?,
+        None => drop(archive_run(
+            &mut backup,
+            &options.archive_argv(None),
+            &list,
+            "tar",
+            false,
+        )?),
         Some(newer) => incremental::run(&mut backup, &options, &list, newer)?,
     }
     job::progress(backup.entries, backup.bytes);

@@ -58,14 +58,20 @@ impl TarOptions {
         ));
         if let Some(newer) = newer {
             argv.push(format!("--newer=@{newer}").into_bytes());
+            // Verbose, so that every name left out as unchanged is named on stderr
+            // (`NAME: file is unchanged; not dumped`), escaped like a listing.
+            argv.push(b"-v".to_vec());
+            argv.push(b"--quoting-style=escape".to_vec());
+            argv.push(b"--warning=file-unchanged".to_vec());
         }
         argv.extend(exclude_arguments(&self.excludes));
         argv.extend(self.list_tail());
         argv
     }
 
-    /// The listing run of an incremental: every name tar would archive, one per line on
-    /// standard output, with no content read (tar does not read files for `/dev/null`).
+    /// The listing run (the fallback of an incremental whose verbose run lost some of its
+    /// stderr): every name tar would archive, one per line on standard output, with no content
+    /// read (tar does not read files for `/dev/null`).
     pub fn listing_argv(&self) -> Vec<Vec<u8>> {
         let mut argv: Vec<Vec<u8>> = [
             "tar",
@@ -222,6 +228,19 @@ pub enum Message {
     Note,
     /// Anything else: a problem with the run itself.
     Other,
+}
+
+/// What tar says after `--newer` of a name it left out: `PROGRAM: NAME: file is unchanged;
+/// not dumped`.
+const UNCHANGED: &[u8] = b": file is unchanged; not dumped";
+
+/// The name (still escaped) in tar's note that it left a file out as unchanged.
+pub fn unchanged_name(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_suffix(UNCHANGED)?;
+    // Names are `./...` (the file list's), so the name starts at the first `: ./` after the
+    // program's name; colons inside names are escaped (`\:`).
+    let start = rest.windows(4).position(|w| w == b": ./")? + 2;
+    Some(&rest[start..])
 }
 
 /// Classifies a line of tar's standard error (GNU tar's messages in the C locale).
@@ -396,6 +415,8 @@ mod tests {
         );
         assert!(a.iter().any(|w| w == "--verbatim-files-from"));
         assert!(a.iter().any(|w| w == "--exclude=./proc"));
+        assert!(a.iter().any(|w| w == "-v") && a.iter().any(|w| w == "--quoting-style=escape"));
+        assert!(!words(&opts().archive_argv(None)).iter().any(|w| w == "-v"));
         let l = words(&opts().listing_argv());
         assert!(l.iter().any(|w| w == "/dev/null") && !l.iter().any(|w| w.starts_with("--sparse")));
         assert!(
@@ -403,6 +424,26 @@ mod tests {
                 .iter()
                 .any(|w| w == "--no-recursion")
         );
+    }
+
+    #[test]
+    fn unchanged_names() {
+        assert_eq!(
+            unchanged_name(b"/usr/bin/tar: ./a/co\\:lon: file is unchanged; not dumped"),
+            Some(&b"./a/co\\:lon"[..])
+        );
+        assert_eq!(
+            unchanged_name(
+                b"tar: ./x: file is unchanged; not dumped: file is unchanged; not dumped"
+            ),
+            Some(&b"./x: file is unchanged; not dumped"[..])
+        );
+        assert_eq!(unescape(b"./a/co\\:lon\\nx"), b"./a/co:lon\nx");
+        assert_eq!(
+            unchanged_name(b"tar: ./x: Cannot open: Permission denied"),
+            None
+        );
+        assert_eq!(unchanged_name(b"./x: file is unchanged; not dumped"), None);
     }
 
     #[test]

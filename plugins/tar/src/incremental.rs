@@ -1,21 +1,25 @@
 //! An incremental backup: what changed comes from tar, what did not is kept from the
 //! reference, a whole unchanged directory at a time where possible.
 //!
-//! 1. A listing run names every non-directory under the selection.
-//! 2. An archive run with `--newer` sends what changed since the reference started, and every
-//!    directory. Changed entries go to the sink as they arrive; directories are held back.
-//! 3. The directories are walked bottom-up, each compared with the reference (one
+//! 1. One archive run with `--newer` sends what changed since the reference started, and
+//!    every directory; run verbose, tar names on its stderr every other name it left out as
+//!    unchanged, so one walk of the client's tree lists everything. Changed entries go to the
+//!    sink as they arrive; directories are held back.
+//! 2. The directories are walked bottom-up, each compared with the reference (one
 //!    `list-directory` per directory). A directory is *unchanged* when its own metadata, the
 //!    names in it and the kind of each (directory or not) are the reference's, nothing in it
 //!    came from the archive run, it holds no hard link, and every directory below it is
 //!    unchanged. The highest unchanged directories are kept whole with one `keep-tree` each;
 //!    in the others the directory entry is added and each unchanged name kept one by one.
-//! 4. Names the listing has but the reference lacks (renamed or moved files whose times tar
-//!    does not see as new) are fetched by a last archive run of exactly those names.
+//!    Should some of tar's stderr be lost (a host keeps a bounded amount of unread stderr),
+//!    a listing run names every non-directory instead.
+//! 3. Names tar left out as unchanged (or listed) but the reference lacks (renamed or moved
+//!    files whose times tar does not see as new) are fetched by a last archive run of exactly
+//!    those names.
 //!
-//! Whatever is in neither the listing nor the archive run (deleted on the client) is simply
-//! not in the new backup. A no-change incremental of a share costs two tar runs, one
-//! `list-directory` per directory and a single `keep-tree`.
+//! Whatever tar named neither way (deleted on the client) is simply not in the new backup. A
+//! no-change incremental of a share costs one tar run, one `list-directory` per directory and
+//! a single `keep-tree`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -51,10 +55,26 @@ pub fn run(
         job::Level::Info,
         &format!("incremental: content changed after {newer} (seconds since the epoch)"),
     );
-    let listed = listing(options, list)?;
     backup.held = Some(Held::default());
-    archive_run(backup, &options.archive_argv(Some(newer)), list, "tar")?;
+    let unchanged = archive_run(
+        backup,
+        &options.archive_argv(Some(newer)),
+        list,
+        "tar",
+        true,
+    )?;
     let held = backup.held.take().unwrap_or_default();
+    let listed = match unchanged {
+        Some(names) => names,
+        None => {
+            // Without every name tar left out, unchanged files would look deleted.
+            job::log(
+                job::Level::Warning,
+                "incremental: some of tar's messages were lost, so the unchanged names are incomplete: listing the share again",
+            );
+            listing(options, list)?
+        }
+    };
 
     let mut merge = Merge::new(backup, held, listed);
     merge.walk()?;
@@ -80,7 +100,7 @@ pub fn run(
         ),
     );
     for batch in fetch_lists(&fetch, FETCH_LIST_BYTES) {
-        archive_run(backup, &options.fetch_argv(), &batch, "tar fetch")?;
+        archive_run(backup, &options.fetch_argv(), &batch, "tar fetch", false)?;
     }
     Ok(())
 }
@@ -141,7 +161,8 @@ struct Frame {
 struct Merge<'b> {
     backup: &'b mut Backup,
     held: Held,
-    /// The listing's names, by parent directory.
+    /// The names tar left out as unchanged (or, after a lost stderr, every listed name), by
+    /// parent directory.
     listed: HashMap<Vec<u8>, Vec<Vec<u8>>>,
     /// Subdirectories of each held directory.
     children: HashMap<Vec<u8>, Vec<Vec<u8>>>,

@@ -2,10 +2,21 @@
 //! pool inside the host), its standard error drained whenever the plugin would otherwise
 //! wait, each message logged and counted, and its exit status judged at the end.
 //!
-//! tar can fill its stderr pipe with warnings (one per unreadable file) while the plugin waits
-//! for its next header: every wait here polls both streams, so neither side can block the
-//! other. Only `copy-from` (inside one file's content) waits on stdout alone, and tar writes at
-//! most a line or two while it is inside a file.
+//! tar can fill its stderr pipe with warnings (one per unreadable file) or, in a verbose run,
+//! with one line per member, while the plugin waits for its next header: every wait here polls
+//! both streams, so neither side can block the other. Only `copy-from` (inside one file's
+//! content) waits on stdout alone. tar writes its archive a record (10 KiB) at a time, so the
+//! end of a file's content can wait inside tar until the next record fills, while tar goes on
+//! naming unchanged files on stderr. Over ssh the host never lets unread stderr stop stdout
+//! (it buffers stderr, up to a cap); a client whose stderr is a pipe of its own (the local
+//! client) blocks tar once 64 KiB of it are unread. So in a verbose run the last record's
+//! worth of each copy is read here, with stderr drained while waiting; quiet runs write at
+//! most a line or two while tar is inside a file.
+//!
+//! In a verbose `--newer` run the names tar left out are collected from stderr. Should any of
+//! stderr be lost (the host dropped some beyond its cap and says so in a line starting with
+//! `hoard: `, or the stream failed), the names are incomplete and [`TarRun::take_unchanged`]
+//! says so: the caller must list the share another way.
 
 use std::io::Write;
 
@@ -17,7 +28,7 @@ use hoard_plugin_sdk::transport::hoard::plugin::{client, job};
 use hoard_plugin_sdk::transport::wasi::io::poll;
 use hoard_plugin_sdk::transport::wasi::io::streams::{InputStream, OutputStream, StreamError};
 
-use crate::command::{Message, Verdict, classify, verdict};
+use crate::command::{Message, Verdict, classify, unchanged_name, verdict};
 
 /// Longest stderr line kept whole; longer ones are cut.
 const MAX_LINE: usize = 16 << 10;
@@ -25,6 +36,13 @@ const MAX_LINE: usize = 16 << 10;
 const MAX_TRAILING: u64 = 1 << 20;
 /// Messages copied into the job log per run; the rest are only counted.
 const MAX_LOGGED: u64 = 2000;
+/// One tar record (the default blocking factor of 20 blocks): tar writes its archive in
+/// whole records, so up to this much of a member's end can wait inside tar.
+const RECORD: u64 = 20 * 512;
+/// How the host's line standing for stderr it dropped (more unread than it keeps) starts
+/// and what it says.
+const DROPPED_PREFIX: &[u8] = b"hoard: ";
+const DROPPED_TEXT: &[u8] = b" bytes of standard error dropped";
 
 /// What tar's messages said, counted.
 #[derive(Debug, Default, Clone, Copy)]
@@ -49,6 +67,12 @@ pub struct TarRun {
     quiet: bool,
     /// What the messages said so far.
     pub report: Report,
+    /// When collecting (a verbose `--newer` run): the names tar left out as unchanged, as
+    /// escaped on its stderr.
+    unchanged: Option<Vec<Vec<u8>>>,
+    /// Some of stderr was lost (dropped by the host or a failed read): the collected names
+    /// may be incomplete.
+    stderr_lost: bool,
     what: &'static str,
 }
 
@@ -81,6 +105,8 @@ impl TarRun {
             pending: Vec::new(),
             quiet,
             report: Report::default(),
+            unchanged: None,
+            stderr_lost: false,
             what,
         };
         if !input.is_empty() {
@@ -114,17 +140,44 @@ impl TarRun {
         Ok(())
     }
 
+    /// Reads stderr as a verbose `--newer` run's: names of archived members are skipped, the
+    /// names tar left out as unchanged collected ([`TarRun::take_unchanged`]).
+    pub fn collect_unchanged(&mut self) {
+        self.unchanged = Some(Vec::new());
+    }
+
+    /// The names collected by [`TarRun::collect_unchanged`], still escaped; `None` when some
+    /// of stderr was lost, so that they may be incomplete (or when not collecting).
+    pub fn take_unchanged(&mut self) -> Option<Vec<Vec<u8>>> {
+        let names = self.unchanged.as_mut().map(std::mem::take);
+        if self.stderr_lost { None } else { names }
+    }
+
     /// Reads whatever stderr has now, without waiting.
     pub fn drain_stderr(&mut self) {
         while let Some(stderr) = &self.stderr {
             match stderr.read(64 << 10) {
                 Ok(data) if data.is_empty() => break,
                 Ok(data) => self.take_stderr(&data),
-                Err(_) => {
-                    self.stderr = None;
-                    self.flush_pending_line();
-                }
+                Err(e) => self.stderr_ended(e),
             }
+        }
+    }
+
+    /// Stderr ended: at its end, or failed (then whatever else tar said is lost).
+    fn stderr_ended(&mut self, e: StreamError) {
+        self.stderr = None;
+        self.flush_pending_line();
+        if let StreamError::LastOperationFailed(e) = e {
+            self.stderr_lost = true;
+            job::log(
+                job::Level::Warning,
+                &format!(
+                    "{}: reading tar's messages failed: {}",
+                    self.what,
+                    e.to_debug_string()
+                ),
+            );
         }
     }
 
@@ -147,6 +200,23 @@ impl TarRun {
     }
 
     fn message(&mut self, line: &[u8]) {
+        if line.starts_with(DROPPED_PREFIX)
+            && line.windows(DROPPED_TEXT.len()).any(|w| w == DROPPED_TEXT)
+        {
+            // The host's word that it dropped some of stderr; logged and counted below as
+            // any message tar's run did not explain.
+            self.stderr_lost = true;
+        }
+        if let Some(names) = &mut self.unchanged {
+            // `-v` names each archived member (`./...`); the archive has them already.
+            if line.starts_with(b"./") {
+                return;
+            }
+            if let Some(name) = unchanged_name(line) {
+                names.push(name.to_vec());
+                return;
+            }
+        }
         let text = String::from_utf8_lossy(line);
         let kind = classify(&text);
         let level = match kind {
@@ -233,7 +303,8 @@ impl TarRun {
     pub fn skip(&mut self, mut n: u64) -> Result<(), Error> {
         while n > 0 {
             self.drain_stderr();
-            match self.stdout.blocking_skip(n.min(1 << 20)) {
+            // Never a blocking skip: the bytes may wait inside tar behind unread stderr.
+            match self.stdout.skip(n.min(1 << 20)) {
                 Ok(0) => self.wait_stdout(),
                 Ok(k) => n = n.saturating_sub(k),
                 Err(StreamError::Closed) => {
@@ -249,15 +320,40 @@ impl TarRun {
     }
 
     /// Moves `n` bytes of stdout into `file` inside the host; returns the bytes moved (fewer
-    /// only when the stream ended).
+    /// only when the stream ended). In a verbose run the last record's worth is read here,
+    /// draining stderr while waiting (see the module's notes).
     pub fn copy_into(&mut self, file: &FileWriter, n: u64) -> Result<u64, Error> {
         self.drain_stderr();
-        file.copy_from(&self.stdout, n)
+        let tail = if self.unchanged.is_some() {
+            n.min(RECORD)
+        } else {
+            0
+        };
+        let moved = if n > tail {
+            file.copy_from(&self.stdout, n - tail)?
+        } else {
+            0
+        };
+        if moved < n - tail || tail == 0 {
+            return Ok(moved);
+        }
+        let mut rest = vec![0u8; tail as usize];
+        let mut filled = 0;
+        while filled < rest.len() {
+            let Some(data) = self.read_some((rest.len() - filled) as u64)? else {
+                break;
+            };
+            let k = data.len().min(rest.len() - filled);
+            rest[filled..filled + k].copy_from_slice(&data[..k]);
+            filled += k;
+        }
+        file.write(&rest[..filled])?;
+        Ok(moved + filled as u64)
     }
 
     /// Waits for the end: stdout read to its end (tar pads its last record), stderr drained,
     /// the exit status judged.
-    pub fn finish(mut self) -> Result<(Verdict, Report, ExitStatus), Error> {
+    pub fn finish(&mut self) -> Result<(Verdict, Report, ExitStatus), Error> {
         self.close_stdin()?;
         let mut trailing = 0u64;
         while let Some(data) = self.read_some(64 << 10)? {
@@ -273,7 +369,7 @@ impl TarRun {
         while let Some(stderr) = &self.stderr {
             match stderr.blocking_read(64 << 10) {
                 Ok(data) => self.take_stderr(&data),
-                Err(_) => self.stderr = None,
+                Err(e) => self.stderr_ended(e),
             }
         }
         self.flush_pending_line();
