@@ -62,7 +62,9 @@ impl ClientConnector for LocalClient {
         Ok(RemoteProcess {
             stdin: Box::new(stdin),
             stdout: Box::new(stdout),
-            stderr: Box::new(stderr),
+            // Drained all the time, into a capped buffer: a child blocked on a full stderr
+            // pipe would stop writing stdout, which its reader may be waiting for.
+            stderr: Box::new(super::stderr::drained(stderr)),
             exit,
             kill_on_drop: Box::new(KillOnDrop(Some(kill_tx))),
         })
@@ -90,5 +92,40 @@ impl Drop for KillOnDrop {
         if let Some(tx) = self.0.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::LocalClient;
+    use crate::client::ClientConnector;
+
+    /// A child that writes far more to stderr than a pipe holds before its stdout ends: its
+    /// reader takes stdout to the end without touching stderr, as a plugin does inside a
+    /// host-side copy of a file's content. Without the stderr drain the child blocks on its
+    /// full stderr pipe and stdout never ends.
+    #[tokio::test]
+    async fn unread_stderr_never_holds_back_stdout() {
+        let argv: Vec<Vec<u8>> = ["/bin/sh", "-c", "head -c 1000000 /dev/zero >&2; echo done"]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        let mut process = LocalClient.exec(&argv).await.expect("spawn");
+        let mut out = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            process.stdout.read_to_end(&mut out),
+        )
+        .await
+        .expect("stdout ended in time: unread stderr must not hold it back")
+        .expect("read stdout");
+        assert_eq!(out, b"done\n");
+        let mut err = Vec::new();
+        process.stderr.read_to_end(&mut err).await.expect("stderr");
+        assert_eq!(err.len(), 1_000_000);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod ssh;
+mod stderr;
 
 use std::time::Duration;
 
