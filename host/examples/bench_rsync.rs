@@ -79,29 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let peer = SshdPeer::start()?;
-    let config = base.join("config");
-    let pool = base.join("pool");
-    let _ = std::fs::remove_dir_all(&pool);
-    std::fs::create_dir_all(config.join("hosts"))?;
-    std::fs::write(
-        config.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {:?}, defaults: (transport: \"rsync\"))",
-            pool,
-            base.join("cache")
-        ),
-    )?;
-    std::fs::write(
-        config.join("hosts/bench.ron"),
-        format!(
-            "(address: \"127.0.0.1\", ssh: (user: {:?}, port: {}, key: {:?}, known_hosts: {:?}), shares: [{:?}])",
-            peer.user(),
-            peer.port(),
-            peer.client_key(),
-            peer.known_hosts(),
-            tree
-        ),
-    )?;
+    let (config, pool) = support::write_config(&base, "rsync", &peer, &tree, "")?;
     let backup = |level: &str| {
         let mut c = Command::new(&hoard);
         c.arg("--config")

@@ -108,3 +108,39 @@ pub fn generate(root: &Path, files: usize, total: u64) -> std::io::Result<()> {
     std::fs::write(root.join(".complete"), b"")?;
     Ok(())
 }
+
+/// A config folder under `base` whose host `bench` is the sshd `peer`, backing up `tree` with
+/// `transport` (and `settings`, RON map entries); the pool starts empty. Returns the config
+/// folder and the pool.
+pub fn write_config(
+    base: &Path,
+    transport: &str,
+    peer: &hoard_conformance::peers::SshdPeer,
+    tree: &Path,
+    settings: &str,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let config = base.join("config");
+    let pool = base.join("pool");
+    let _ = std::fs::remove_dir_all(&pool);
+    std::fs::create_dir_all(config.join("hosts"))?;
+    std::fs::write(
+        config.join("hoard.ron"),
+        format!(
+            "(pool: {:?}, cache_dir: {:?}, defaults: (transport: {transport:?}))",
+            pool,
+            base.join("cache")
+        ),
+    )?;
+    std::fs::write(
+        config.join("hosts/bench.ron"),
+        format!(
+            "(address: \"127.0.0.1\", ssh: (user: {:?}, port: {}, key: {:?}, known_hosts: {:?}), shares: [{:?}], plugin_settings: {{{settings}}})",
+            peer.user(),
+            peer.port(),
+            peer.client_key(),
+            peer.known_hosts(),
+            tree
+        ),
+    )?;
+    Ok((config, pool))
+}
