@@ -42,19 +42,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (config, pool) =
         support::write_config(&base, "tar", &peer, &tree, "\"time-margin\": \"0\"")?;
     let backup = |level: &str| {
-        let mut c = Command::new(&hoard);
-        c.arg("--config")
-            .arg(&config)
-            .args(["backup", "bench", level, "--json"]);
-        c
+        support::hoard_command(&hoard, &config, &["backup", "bench", level, "--json"])
     };
     // Compile the plugin into the cache first, so the figures are the backup's own.
     timed(
         "plugin list",
-        Command::new(&hoard)
-            .arg("--config")
-            .arg(&config)
-            .args(["plugin", "list"]),
+        &mut support::hoard_command(&hoard, &config, &["plugin", "list"]),
     );
 
     let (full_wall, full_cpu) = timed("full backup", &mut backup("--full"));

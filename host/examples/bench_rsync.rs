@@ -81,18 +81,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peer = SshdPeer::start()?;
     let (config, pool) = support::write_config(&base, "rsync", &peer, &tree, "")?;
     let backup = |level: &str| {
-        let mut c = Command::new(&hoard);
-        c.arg("--config")
-            .arg(&config)
-            .args(["backup", "bench", level, "--json"]);
-        c
+        support::hoard_command(&hoard, &config, &["backup", "bench", level, "--json"])
     };
     timed(
         "plugin list",
-        Command::new(&hoard)
-            .arg("--config")
-            .arg(&config)
-            .args(["plugin", "list"]),
+        &mut support::hoard_command(&hoard, &config, &["plugin", "list"]),
     );
 
     let mut number = 0;

@@ -144,3 +144,10 @@ pub fn write_config(
     )?;
     Ok((config, pool))
 }
+
+/// `hoard --config CONFIG ARGS...`.
+pub fn hoard_command(hoard: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(hoard);
+    c.arg("--config").arg(config).args(args);
+    c
+}

@@ -152,13 +152,7 @@ impl FileSum {
 /// rsync's weak rolling checksum of a block (`get_checksum1`; bytes are signed chars, with
 /// no offset).
 pub fn rolling(data: &[u8]) -> u32 {
-    let mut s1: u32 = 0;
-    let mut s2: u32 = 0;
-    for &b in data {
-        s1 = s1.wrapping_add(b as i8 as i32 as u32);
-        s2 = s2.wrapping_add(s1);
-    }
-    (s1 & 0xffff).wrapping_add(s2 << 16)
+    Rolling::new(data).value()
 }
 
 /// The weak sum of a sliding window, updated a byte at a time (for the sender's matching).
