@@ -274,3 +274,85 @@ fn a_wrong_checksum_leaves_the_file_out_and_the_backup_partial() {
         "{log}"
     );
 }
+
+#[test]
+fn a_missing_share_fails_with_a_clear_error() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = config(
+        work.path(),
+        &work.path().join("no-such-share"),
+        "",
+        "/usr/bin/rsync",
+    );
+    let output = hoard(&config, &["backup", "client", "--full"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("empty file list: the share is missing or unreadable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_daemon_refuses_a_wrong_password_and_takes_the_right_one() {
+    use hoard_conformance::peers::RsyncdPeer;
+    let work = tempfile::tempdir().expect("tempdir");
+    let served = work.path().join("served");
+    build_tree(&served.join("tree")).expect("fixture");
+    let peer = RsyncdPeer::start(&served, "hoard", "right-password").expect("rsyncd peer");
+    let dir = work.path().join("config");
+    std::fs::create_dir_all(dir.join("hosts")).expect("config dir");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
+    std::fs::write(
+        dir.join("hoard.ron"),
+        format!(
+            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"rsync\"))",
+            work.path().join("pool").display().to_string()
+        ),
+    )
+    .expect("hoard.ron");
+    let secret = work.path().join("secret");
+    let host = |password: &str| {
+        std::fs::write(&secret, password).expect("secret");
+        std::fs::write(
+            dir.join("hosts/client.ron"),
+            format!(
+                "(address: \"127.0.0.1\", shares: [\"/data/tree\"], plugin_settings: {{ \"port\": \"{}\" }}, grants: (connect: [{}], secrets: {{ \"rsyncd\": (user: \"hoard\", password_file: {:?}) }}))",
+                peer.port(),
+                peer.port(),
+                secret.display().to_string()
+            ),
+        )
+        .expect("client.ron");
+    };
+    host("wrong-password");
+    let output = hoard(&dir, &["backup", "client", "--full"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("rsync daemon: auth failed on module data"),
+        "{stderr}"
+    );
+
+    host("right-password");
+    ok(&dir, &["backup", "client", "--full", "--json"]);
+    let all: BTreeSet<Aspect> = Aspect::ALL
+        .into_iter()
+        .filter(|a| *a != Aspect::Sparse)
+        .collect();
+    let target = work.path().join("restored");
+    ok(
+        &dir,
+        &[
+            "restore",
+            "client:0",
+            "/data/tree",
+            "--to",
+            target.to_str().expect("utf-8"),
+        ],
+    );
+    let expected = describe_tree(&served.join("tree")).expect("describe source");
+    let got = describe_tree(&target).expect("describe restore");
+    let diff = compare(&expected, &got, &all);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}

@@ -138,6 +138,12 @@ pub fn receive(
     session.conn.flush()?;
 
     let list = read_file_list(&mut session.conn, &session.list)?;
+    if list.entries.is_empty() {
+        // rsync's sender ends the session right after an empty list.
+        return Err(crate::error::client(
+            "the client's rsync sent an empty file list: the share is missing or unreadable (its messages are in the job log)",
+        ));
+    }
     job::log(
         job::Level::Info,
         &format!(

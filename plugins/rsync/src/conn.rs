@@ -282,7 +282,12 @@ impl Conn {
                     let text = String::from_utf8_lossy(&line).trim_end().to_owned();
                     if !text.is_empty() {
                         self.news.errors += u64::from(text.contains("error"));
-                        self.log(job::Level::Warning, &format!("rsync: {text}"));
+                        let line = if text.starts_with("rsync") {
+                            text
+                        } else {
+                            format!("rsync: {text}")
+                        };
+                        self.log(job::Level::Warning, &line);
                     }
                 }
                 if self.stderr_line.len() > 16 * 1024 {
