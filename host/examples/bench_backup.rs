@@ -8,27 +8,20 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use hoard_conformance::peers::SshdPeer;
 use support::{RUNS, children_usage, du, generate, median, timed, walls};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let total_mib: u64 = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let hoard =
-        PathBuf::from(std::env::var("HOARD_BIN").unwrap_or_else(|_| "target/release/hoard".into()));
-    let base =
-        PathBuf::from(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/hoard-bench".into()));
+    let support::BenchArgs {
+        files,
+        total,
+        hoard,
+        base,
+    } = support::BenchArgs::read("/tmp/hoard-bench");
     let tree = base.join("tree");
-    generate(&tree, files, total_mib << 20)?;
+    generate(&tree, files, total)?;
     let tree_bytes = du(&tree);
     println!(
         "tree: {files} files, {:.1} MiB on disk",

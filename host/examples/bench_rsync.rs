@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -58,21 +58,14 @@ fn edit_largest(tree: &Path, share: f64) -> std::io::Result<usize> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
-    let total_mib: u64 = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1024);
-    let hoard =
-        PathBuf::from(std::env::var("HOARD_BIN").unwrap_or_else(|_| "target/release/hoard".into()));
-    let base = PathBuf::from(
-        std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/hoard-bench-rsync".into()),
-    );
+    let support::BenchArgs {
+        files,
+        total,
+        hoard,
+        base,
+    } = support::BenchArgs::read("/tmp/hoard-bench-rsync");
     let tree = base.join("tree");
-    generate(&tree, files, total_mib << 20)?;
+    generate(&tree, files, total)?;
     println!(
         "tree: {files} files, {:.1} MiB on disk",
         du(&tree) as f64 / (1 << 20) as f64

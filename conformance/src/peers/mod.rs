@@ -110,10 +110,33 @@ pub fn require_binary(binary: &str, package: &str) -> Result<(), PeerError> {
 
 /// Runs a helper program to completion and fails with its stderr if it does not succeed.
 pub fn run(command: &mut Command) -> Result<(), PeerError> {
+    run_with_input(command, &[])
+}
+
+/// Runs a helper program with `input` on its standard input (none when empty), to
+/// completion, and fails with its stderr if it does not succeed.
+pub fn run_with_input(command: &mut Command, input: &[u8]) -> Result<(), PeerError> {
+    use std::io::Write as _;
+    use std::process::Stdio;
     let line = format!("{command:?}");
-    let output = command
-        .output()
+    let mut child = command
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(PeerError::io(format!("run {line}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(PeerError::io(format!("write the input of {line}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(PeerError::io(format!("wait for {line}")))?;
     if output.status.success() {
         Ok(())
     } else {

@@ -14,14 +14,13 @@
 //! which would otherwise include the test runner.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{PeerError, PeerProcess, free_port, require_binary, run};
+use super::{PeerError, PeerProcess, free_port, require_binary, run, run_with_input};
 
 const SMBD: &str = "/usr/sbin/smbd";
 const SMBPASSWD: &str = "/usr/bin/smbpasswd";
@@ -230,38 +229,13 @@ fn ensure_unix_user(user: &str) -> Result<(), PeerError> {
 /// Adds `user` to the peer's passdb with `password` (`smbpasswd -s -a`, which reads the
 /// password twice from standard input).
 fn set_samba_password(config: &Path, user: &str, password: &str) -> Result<(), PeerError> {
-    let mut command = Command::new(SMBPASSWD);
-    command
-        .arg("-c")
-        .arg(config)
-        .args(["-s", "-a", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let line = format!("{command:?}");
-    let mut child = command
-        .spawn()
-        .map_err(PeerError::io(format!("run {line}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(format!("{password}\n{password}\n").as_bytes())
-            .map_err(PeerError::io("write the password to smbpasswd"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(PeerError::io(format!("wait for {line}")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(PeerError::Command {
-            command: line,
-            detail: format!(
-                "{}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-        })
-    }
+    run_with_input(
+        Command::new(SMBPASSWD)
+            .arg("-c")
+            .arg(config)
+            .args(["-s", "-a", user]),
+        format!("{password}\n{password}\n").as_bytes(),
+    )
 }
 
 /// Whether `pid` is a process that has not exited (zombies count as exited); the NFS peer

@@ -151,3 +151,33 @@ pub fn hoard_command(hoard: &Path, config: &Path, args: &[&str]) -> Command {
     c.arg("--config").arg(config).args(args);
     c
 }
+
+/// What a benchmark run is given: `[FILES] [TOTAL_MIB]` on the command line (20,000 files,
+/// 1 GiB), `HOARD_BIN` (the release `hoard`) and `BENCH_DIR` (default `default_dir`).
+pub struct BenchArgs {
+    /// Files in the generated tree.
+    pub files: usize,
+    /// Its total size in bytes.
+    pub total: u64,
+    /// The `hoard` binary.
+    pub hoard: std::path::PathBuf,
+    /// The folder the tree, pool and config live in.
+    pub base: std::path::PathBuf,
+}
+
+impl BenchArgs {
+    /// Reads them from the command line and the environment.
+    pub fn read(default_dir: &str) -> BenchArgs {
+        let number = |i: usize| std::env::args().nth(i).and_then(|a| a.parse::<u64>().ok());
+        BenchArgs {
+            files: number(1).map_or(20_000, |n| n as usize),
+            total: number(2).unwrap_or(1024) << 20,
+            hoard: std::env::var("HOARD_BIN")
+                .unwrap_or_else(|_| "target/release/hoard".into())
+                .into(),
+            base: std::env::var("BENCH_DIR")
+                .unwrap_or_else(|_| default_dir.into())
+                .into(),
+        }
+    }
+}

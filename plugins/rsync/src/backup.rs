@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use hoard_plugin_sdk::path::is_under;
 use hoard_plugin_sdk::transport::hoard::plugin::sink;
 use hoard_plugin_sdk::transport::hoard::plugin::types::{
     BackupLevel, DeviceNumber, Entry, EntryKind, JobSummary, Timestamp, Xattr,
@@ -74,6 +75,17 @@ struct Basis {
 }
 
 impl Basis {
+    /// The basis's length in bytes.
+    fn len(&self) -> u64 {
+        u64::from(self.block) * u64::from(self.count.saturating_sub(1))
+            + u64::from(self.block_len(self.count.saturating_sub(1)))
+    }
+
+    /// Bytes read from the reference at once: whole blocks, about [`BASIS_READ`].
+    fn read_size(&self) -> u64 {
+        u64::from((BASIS_READ / self.block).max(1) * self.block)
+    }
+
     fn block_len(&self, index: u32) -> u32 {
         if index + 1 == self.count && self.remainder != 0 {
             self.remainder
@@ -241,7 +253,7 @@ impl Receiver<'_> {
         for (ndx, entry) in entries.into_iter().enumerate() {
             self.check_cancelled()?;
             if let Some(top) = &kept_subtree {
-                if is_under(&entry.path, top) {
+                if entry.path != *top && is_under(&entry.path, top) {
                     self.counts.entries += 1;
                     self.counts.kept += u64::from(matches!(entry.kind, EntryKind::File));
                     continue;
@@ -271,30 +283,26 @@ impl Receiver<'_> {
                 }
                 continue;
             }
-            let unchanged = self.unchanged(&entry)?;
+            let old = self.reference_file(&entry)?;
+            let unchanged = self.level == BackupLevel::Incremental
+                && old.as_ref().is_some_and(|old| {
+                    old.size == entry.size
+                        && old.mtime.seconds == entry.mtime.seconds
+                        && old.mtime.nanoseconds == entry.mtime.nanoseconds
+                });
             if unchanged && !abbreviated.is_empty() {
                 self.ask_xattrs(ndx as i32, entry, abbreviated, Store::Keep)?;
                 continue;
             }
             if unchanged {
-                match sink::keep(&entry) {
-                    Ok(()) => {
-                        self.counts.entries += 1;
-                        self.counts.kept += 1;
-                    }
-                    Err(e) => self.entry_error(&entry.path, &e),
-                }
+                self.keep(&entry);
                 continue;
             }
             if entry.size == 0 && abbreviated.is_empty() {
                 self.store_empty(entry);
                 continue;
             }
-            let basis = if self.has_reference {
-                self.basis_of(&entry)?
-            } else {
-                None
-            };
+            let basis = old.as_ref().and_then(|old| basis_of(&entry.path, old.size));
             self.request(ndx as i32, entry, basis, abbreviated)?;
             self.session.conn.pump()?;
             while self.session.conn.pending_output() > HIGH_WATER && !self.outstanding.is_empty() {
@@ -320,38 +328,26 @@ impl Receiver<'_> {
         }
     }
 
-    /// Incremental rule: same size and mtime as the reference's regular file.
-    fn unchanged(&mut self, entry: &Entry) -> Result<bool, Error> {
-        if self.level != BackupLevel::Incremental || !self.has_reference {
-            return Ok(false);
+    /// The reference's regular file at the entry's path, if any.
+    fn reference_file(&mut self, entry: &Entry) -> Result<Option<Entry>, Error> {
+        if !self.has_reference {
+            return Ok(None);
         }
-        Ok(match self.index.entry(&entry.path)? {
-            Some(old) => {
-                matches!(old.kind, EntryKind::File)
-                    && old.size == entry.size
-                    && old.mtime.seconds == entry.mtime.seconds
-                    && old.mtime.nanoseconds == entry.mtime.nanoseconds
-            }
-            None => false,
-        })
+        Ok(self
+            .index
+            .entry(&entry.path)?
+            .filter(|old| matches!(old.kind, EntryKind::File)))
     }
 
-    fn basis_of(&mut self, entry: &Entry) -> Result<Option<Basis>, Error> {
-        let Some(old) = self.index.entry(&entry.path)? else {
-            return Ok(None);
-        };
-        if !matches!(old.kind, EntryKind::File) || old.size == 0 {
-            return Ok(None);
+    /// Keeps an unchanged file from the reference.
+    fn keep(&mut self, entry: &Entry) {
+        match sink::keep(entry) {
+            Ok(()) => {
+                self.counts.entries += 1;
+                self.counts.kept += 1;
+            }
+            Err(e) => self.entry_error(&entry.path, &e),
         }
-        let len = i64::try_from(old.size).map_err(|_| protocol("basis too large"))?;
-        let block = block_length(len);
-        let count = (len + block - 1) / block;
-        Ok(Some(Basis {
-            path: entry.path.clone(),
-            block: block as u32,
-            count: u32::try_from(count).map_err(|_| protocol("basis has too many blocks"))?,
-            remainder: (len % block) as u32,
-        }))
     }
 
     /// Queues the request of one file: its index, flags, and the checksums of its basis.
@@ -363,34 +359,10 @@ impl Receiver<'_> {
         abbreviated: Vec<usize>,
     ) -> Result<(), Error> {
         let mut out = Vec::new();
-        self.session.ndx_out.write(&mut out, ndx);
-        if self.session.protocol >= 29 {
-            let mut flags = if basis.is_some() {
-                ITEM_TRANSFER
-            } else {
-                ITEM_TRANSFER | ITEM_IS_NEW
-            };
-            if !abbreviated.is_empty() {
-                flags |= ITEM_REPORT_XATTR;
-            }
-            put_u16(&mut out, flags);
-            put_xattr_request(&mut out, &abbreviated);
-        }
-        let s2length = self.session.checksum.digest_len() as i32;
-        match &basis {
-            None => {
-                for value in [0, 0, s2length, 0] {
-                    put_i32(&mut out, value);
-                }
-                self.session.conn.send(&out);
-            }
-            Some(b) => {
-                for value in [b.count as i32, b.block as i32, s2length, b.remainder as i32] {
-                    put_i32(&mut out, value);
-                }
-                self.session.conn.send(&out);
-                self.send_block_sums(b)?;
-            }
+        self.put_request_head(&mut out, ndx, basis.as_ref(), &abbreviated);
+        self.session.conn.send(&out);
+        if let Some(b) = &basis {
+            self.send_block_sums(b)?;
         }
         self.outstanding.insert(
             ndx,
@@ -402,6 +374,41 @@ impl Receiver<'_> {
             },
         );
         Ok(())
+    }
+
+    /// A request without its block checksums: index, flags (and the long xattr values
+    /// wanted), and the checksum header of the basis (all zero without one).
+    fn put_request_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        ndx: i32,
+        basis: Option<&Basis>,
+        abbreviated: &[usize],
+    ) {
+        self.session.ndx_out.write(out, ndx);
+        if self.session.protocol >= 29 {
+            let mut flags = if basis.is_some() {
+                ITEM_TRANSFER
+            } else {
+                ITEM_TRANSFER | ITEM_IS_NEW
+            };
+            if !abbreviated.is_empty() {
+                flags |= ITEM_REPORT_XATTR;
+            }
+            put_u16(out, flags);
+            put_xattr_request(out, abbreviated);
+        }
+        let (count, block, remainder) = basis.map_or((0, 0, 0), |b| {
+            (b.count as i32, b.block as i32, b.remainder as i32)
+        });
+        for value in [
+            count,
+            block,
+            self.session.checksum.digest_len() as i32,
+            remainder,
+        ] {
+            put_i32(out, value);
+        }
     }
 
     /// Asks the sender for the long xattr values of an entry whose content does not move;
@@ -433,13 +440,11 @@ impl Receiver<'_> {
     fn send_block_sums(&mut self, basis: &Basis) -> Result<(), Error> {
         let algorithm = self.session.checksum;
         let seed = self.session.seed;
-        let total = u64::from(basis.block) * u64::from(basis.count.saturating_sub(1))
-            + u64::from(basis.block_len(basis.count.saturating_sub(1)));
-        let per_read = (BASIS_READ / basis.block).max(1) * basis.block;
+        let total = basis.len();
         let mut offset = 0u64;
         let mut out = Vec::new();
         while offset < total {
-            let want = u64::from(per_read).min(total - offset) as u32;
+            let want = basis.read_size().min(total - offset) as u32;
             let data = reference::read(&basis.path, offset, want)?;
             if data.len() != want as usize {
                 return Err(Error::Storage(format!(
@@ -504,13 +509,7 @@ impl Receiver<'_> {
         if iflags & ITEM_TRANSFER == 0 {
             match request.store {
                 Store::Add => self.add(&request.entry),
-                Store::Keep => match sink::keep(&request.entry) {
-                    Ok(()) => {
-                        self.counts.entries += 1;
-                        self.counts.kept += 1;
-                    }
-                    Err(e) => self.entry_error(&request.entry.path, &e),
-                },
+                Store::Keep => self.keep(&request.entry),
                 Store::Content => {
                     return Err(protocol(format!("file index {ndx} came back without data")));
                 }
@@ -560,13 +559,15 @@ impl Receiver<'_> {
             if token == 0 {
                 break;
             }
-            let data = if token > 0 {
+            let literal_data;
+            let data: &[u8] = if token > 0 {
                 let len = token as usize;
                 if len > MAX_LITERAL {
                     return Err(protocol(format!("a literal run of {len} bytes")));
                 }
                 literal += len as u64;
-                read_bytes(&mut self.session.conn, len, MAX_LITERAL)?
+                literal_data = read_bytes(&mut self.session.conn, len, MAX_LITERAL)?;
+                &literal_data
             } else {
                 let index = u32::try_from(-(i64::from(token) + 1))
                     .map_err(|_| protocol("bad block index"))?;
@@ -582,15 +583,13 @@ impl Receiver<'_> {
                     )));
                 }
                 let len = basis.block_len(index);
-                let offset = u64::from(index) * u64::from(basis.block);
-                let data = window.block(basis, offset, len)?.to_vec();
                 matched += u64::from(len);
-                data
+                window.block(basis, u64::from(index) * u64::from(basis.block), len)?
             };
-            sum.update(&data);
+            sum.update(data);
             written += data.len() as u64;
             if let Some(w) = &writer
-                && let Err(e) = w.write(&data)
+                && let Err(e) = w.write(data)
             {
                 self.entry_error(&request.entry.path, &e);
                 writer = None;
@@ -668,14 +667,8 @@ impl Receiver<'_> {
         // Redo phase: files whose checksum failed, asked again without a basis.
         let redo: Vec<i32> = self.redo.drain(..).collect();
         let mut out = Vec::new();
-        for ndx in &redo {
-            self.session.ndx_out.write(&mut out, *ndx);
-            if self.session.protocol >= 29 {
-                put_u16(&mut out, ITEM_TRANSFER | ITEM_IS_NEW);
-            }
-            for value in [0, 0, self.session.checksum.digest_len() as i32, 0] {
-                put_i32(&mut out, value);
-            }
+        for ndx in redo {
+            self.put_request_head(&mut out, ndx, None, &[]);
         }
         let dones = if self.session.protocol >= 31 { 3 } else { 2 };
         for _ in 0..dones {
@@ -789,12 +782,16 @@ fn read_xattr_values(conn: &mut crate::conn::Conn, request: &mut Request) -> Res
     Ok(())
 }
 
-/// Whether `path` is strictly beneath `top` (everything is beneath the root).
-fn is_under(path: &[u8], top: &[u8]) -> bool {
-    if top.is_empty() {
-        return !path.is_empty();
-    }
-    path.len() > top.len() && path.starts_with(top) && path[top.len()] == b'/'
+/// The basis of a file whose reference version has `size` bytes (none when empty).
+fn basis_of(path: &[u8], size: u64) -> Option<Basis> {
+    let len = i64::try_from(size).ok().filter(|l| *l > 0)?;
+    let block = block_length(len);
+    Some(Basis {
+        path: path.to_vec(),
+        block: block as u32,
+        count: u32::try_from((len + block - 1) / block).ok()?,
+        remainder: (len % block) as u32,
+    })
 }
 
 /// A window of the basis read from the reference in large pieces: matched blocks mostly
@@ -810,10 +807,10 @@ impl Window {
         let end = offset + u64::from(len);
         let cached_end = self.offset + self.data.len() as u64;
         if offset < self.offset || end > cached_end {
-            let per_read = u64::from((BASIS_READ / basis.block).max(1) * basis.block);
-            let total = u64::from(basis.block) * u64::from(basis.count.saturating_sub(1))
-                + u64::from(basis.block_len(basis.count.saturating_sub(1)));
-            let want = per_read.min(total - offset).max(u64::from(len));
+            let want = basis
+                .read_size()
+                .min(basis.len() - offset)
+                .max(u64::from(len));
             self.data = reference::read(&basis.path, offset, want as u32)?;
             self.offset = offset;
             if (self.data.len() as u64) < u64::from(len) {

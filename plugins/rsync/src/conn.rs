@@ -160,14 +160,15 @@ impl Conn {
             if permit == 0 {
                 return Ok(());
             }
-            let n = self
-                .out
+            // The queue's first contiguous run, as far as the host takes it.
+            let front = self.out.as_slices().0;
+            let n = front
                 .len()
                 .min(usize::try_from(permit).unwrap_or(usize::MAX));
-            let chunk: Vec<u8> = self.out.drain(..n).collect();
             self.output
-                .write(&chunk)
+                .write(&front[..n])
                 .map_err(|e| stream_error("write to rsync", e))?;
+            self.out.drain(..n);
             self.bytes_out += n as u64;
         }
         Ok(())

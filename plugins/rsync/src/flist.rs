@@ -543,9 +543,9 @@ fn sort_key(entry: &FileEntry) -> Vec<(bool, Vec<u8>)> {
 }
 
 /// The sorted order of the list: `result[ndx]` is an arrival index.
-pub fn sort_order(entries: &[FileEntry]) -> Vec<usize> {
-    let keys: Vec<Vec<(bool, Vec<u8>)>> = entries.iter().map(sort_key).collect();
-    let mut order: Vec<usize> = (0..entries.len()).collect();
+pub fn sort_order<'a>(entries: impl IntoIterator<Item = &'a FileEntry>) -> Vec<usize> {
+    let keys: Vec<Vec<(bool, Vec<u8>)>> = entries.into_iter().map(sort_key).collect();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
     order
 }

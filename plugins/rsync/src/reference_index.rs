@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
+use hoard_plugin_sdk::path::parent;
 use hoard_plugin_sdk::transport::hoard::plugin::reference;
 use hoard_plugin_sdk::transport::hoard::plugin::types::{Entry, EntryKind, Error};
 
@@ -22,10 +23,9 @@ pub struct ReferenceIndex {
     root: Option<Option<Entry>>,
 }
 
+/// The directory `path` is in (the root for the root itself).
 fn parent_of(path: &[u8]) -> &[u8] {
-    path.iter()
-        .rposition(|b| *b == b'/')
-        .map_or(&[], |i| &path[..i])
+    parent(path).unwrap_or_default()
 }
 
 impl ReferenceIndex {

@@ -27,6 +27,7 @@ use crate::wire::{
     NDX_DONE, put_i32, put_u16, put_varint, put_vstring, read_i32, read_u8, read_u16, read_varint,
     read_vstring,
 };
+use hoard_plugin_sdk::path::{join, parent};
 
 /// Entries fetched from the snapshot walk per call.
 const WALK_BATCH: u32 = 512;
@@ -54,31 +55,13 @@ struct Plan {
     groups: Vec<(u32, String)>,
 }
 
-fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
-    if a.is_empty() {
-        return b.to_vec();
-    }
-    if b.is_empty() {
-        return a.to_vec();
-    }
-    let mut out = a.to_vec();
-    if !out.ends_with(b"/") {
-        out.push(b'/');
-    }
-    out.extend_from_slice(b);
-    out
-}
-
 /// Where the receiver is pointed: the share, the target (or the source's parent in place).
 fn destination(job: &RestoreJob, source: &[u8]) -> Vec<u8> {
     let target = trim_slashes(&job.target);
     let place = if !target.is_empty() {
         target
     } else {
-        source
-            .iter()
-            .rposition(|b| *b == b'/')
-            .map_or(Vec::new(), |i| source[..i].to_vec())
+        parent(source).unwrap_or_default().to_vec()
     };
     let share = if job.share.is_empty() {
         b".".to_vec()
@@ -203,7 +186,7 @@ fn plan(source: &[u8]) -> Result<Plan, Error> {
         }
     }
     drop(walk);
-    let order = sort_order(&entries.iter().map(|o| o.entry.clone()).collect::<Vec<_>>());
+    let order = sort_order(entries.iter().map(|o| &o.entry));
     let mut slots: Vec<Option<Outgoing>> = entries.into_iter().map(Some).collect();
     let sorted = order.into_iter().filter_map(|i| slots[i].take()).collect();
     let mut users: Vec<(u32, String)> = users.into_iter().collect();

@@ -7,11 +7,13 @@
 //! - [`io`]: `std::io::Read` / `Write` over the host's byte streams, so protocol code can use
 //!   ordinary readers and writers (and poll both directions when it must).
 //! - [`entry`]: building entries (paths as bytes, timestamps, modes) without boilerplate.
+//! - [`path`]: share-relative paths: parent, join, is-under.
 //!
 //! The smallest complete transport is `plugins/example` (see `docs/plugin-guide.md`).
 
 pub mod entry;
 pub mod io;
+pub mod path;
 
 /// Bindings of the `transport` world (generated code: lints about its shape do not apply). Implement [`transport::Guest`] and export it with
 /// [`export_transport!`].

@@ -5,13 +5,9 @@
 //! tar can fill its stderr pipe with warnings (one per unreadable file) or, in a verbose run,
 //! with one line per member, while the plugin waits for its next header: every wait here polls
 //! both streams, so neither side can block the other. Only `copy-from` (inside one file's
-//! content) waits on stdout alone. tar writes its archive a record (10 KiB) at a time, so the
-//! end of a file's content can wait inside tar until the next record fills, while tar goes on
-//! naming unchanged files on stderr. Over ssh the host never lets unread stderr stop stdout
-//! (it buffers stderr, up to a cap); a client whose stderr is a pipe of its own (the local
-//! client) blocks tar once 64 KiB of it are unread. So in a verbose run the last record's
-//! worth of each copy is read here, with stderr drained while waiting; quiet runs write at
-//! most a line or two while tar is inside a file.
+//! content) waits on stdout alone: tar may go on naming unchanged files on stderr meanwhile
+//! (its archive goes out a 10 KiB record at a time), and the host never lets unread stderr
+//! stop stdout (both clients keep a program's stderr in a capped buffer of their own).
 //!
 //! In a verbose `--newer` run the names tar left out are collected from stderr. Should any of
 //! stderr be lost (the host dropped some beyond its cap and says so in a line starting with
@@ -36,9 +32,6 @@ const MAX_LINE: usize = 16 << 10;
 const MAX_TRAILING: u64 = 1 << 20;
 /// Messages copied into the job log per run; the rest are only counted.
 const MAX_LOGGED: u64 = 2000;
-/// One tar record (the default blocking factor of 20 blocks): tar writes its archive in
-/// whole records, so up to this much of a member's end can wait inside tar.
-const RECORD: u64 = 20 * 512;
 /// How the host's line standing for stderr it dropped (more unread than it keeps) starts
 /// and what it says.
 const DROPPED_PREFIX: &[u8] = b"hoard: ";
@@ -303,7 +296,7 @@ impl TarRun {
     pub fn skip(&mut self, mut n: u64) -> Result<(), Error> {
         while n > 0 {
             self.drain_stderr();
-            // Never a blocking skip: the bytes may wait inside tar behind unread stderr.
+            // Not a blocking skip: a wait here polls stderr too.
             match self.stdout.skip(n.min(1 << 20)) {
                 Ok(0) => self.wait_stdout(),
                 Ok(k) => n = n.saturating_sub(k),
@@ -320,35 +313,10 @@ impl TarRun {
     }
 
     /// Moves `n` bytes of stdout into `file` inside the host; returns the bytes moved (fewer
-    /// only when the stream ended). In a verbose run the last record's worth is read here,
-    /// draining stderr while waiting (see the module's notes).
+    /// only when the stream ended).
     pub fn copy_into(&mut self, file: &FileWriter, n: u64) -> Result<u64, Error> {
         self.drain_stderr();
-        let tail = if self.unchanged.is_some() {
-            n.min(RECORD)
-        } else {
-            0
-        };
-        let moved = if n > tail {
-            file.copy_from(&self.stdout, n - tail)?
-        } else {
-            0
-        };
-        if moved < n - tail || tail == 0 {
-            return Ok(moved);
-        }
-        let mut rest = vec![0u8; tail as usize];
-        let mut filled = 0;
-        while filled < rest.len() {
-            let Some(data) = self.read_some((rest.len() - filled) as u64)? else {
-                break;
-            };
-            let k = data.len().min(rest.len() - filled);
-            rest[filled..filled + k].copy_from_slice(&data[..k]);
-            filled += k;
-        }
-        file.write(&rest[..filled])?;
-        Ok(moved + filled as u64)
+        file.copy_from(&self.stdout, n)
     }
 
     /// Waits for the end: stdout read to its end (tar pads its last record), stderr drained,
