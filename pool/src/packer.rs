@@ -4,6 +4,7 @@
 //! made durable and published on a helper thread while the writer goes on filling the next
 //! one; commit waits for it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -95,13 +96,14 @@ impl Packer {
     }
 
     /// Stores `plain` (unless already present) and returns its id and whether it was new.
-    /// A new object is compressed in the background; [`Packer::flush`] waits for it.
+    /// A new object is compressed in the background; [`Packer::flush`] waits for it. Owned
+    /// bytes go to the compression worker as they are; borrowed ones are copied only when new.
     pub(crate) fn store(
         &mut self,
         kind: ObjectKind,
-        plain: &[u8],
+        plain: Cow<'_, [u8]>,
     ) -> Result<(ObjectId, bool), PoolError> {
-        let id = ObjectId::of(plain);
+        let id = ObjectId::of(&plain);
         if self.compressing.contains(&id)
             || self.pending.contains_key(&id)
             || self
@@ -124,7 +126,7 @@ impl Packer {
             )));
         }
         self.compress
-            .submit(id, kind, plain.to_vec())
+            .submit(id, kind, plain.into_owned())
             .map_err(|e| PoolError::InvalidOptions(format!("zstd: {e}")))?;
         self.compressing.insert(id);
         while let Some(done) = self.compress.try_next() {

@@ -9,7 +9,6 @@
 //! next call and at commit. `keep` and `keep-tree` depend on the reference, so they wait for
 //! the writer's answer.
 
-use std::io::Write;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
@@ -167,7 +166,7 @@ fn run_writer(
                     match commands.recv() {
                         Ok(Command::Write(data)) => {
                             if write_error.is_none()
-                                && let Err(e) = file.write_all(&data)
+                                && let Err(e) = file.write_owned(data)
                             {
                                 fail(&e);
                                 write_error = Some(e);
@@ -211,8 +210,8 @@ impl BackupSink for PoolSink {
         self.send(Command::BeginFile(entry))
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
-        self.send(Command::Write(data.to_vec()))
+    fn write(&mut self, data: Vec<u8>) -> Result<(), SinkError> {
+        self.send(Command::Write(data))
     }
 
     fn finish_file(&mut self, _size: u64) -> Result<(), SinkError> {

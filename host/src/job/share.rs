@@ -97,7 +97,7 @@ impl BackupSink for ShareSink {
         self.inner.begin_file(entry_into(&self.prefix, entry))
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+    fn write(&mut self, data: Vec<u8>) -> Result<(), SinkError> {
         self.inner.write(data)
     }
 

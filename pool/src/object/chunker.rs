@@ -48,20 +48,37 @@ impl Default for ChunkParams {
     }
 }
 
+/// How many maximum-size chunks' worth of consumed bytes the buffer keeps before moving the
+/// unconsumed tail (always less than one maximum chunk) to its front: the tail is moved at
+/// most once per this many chunks' worth of input, not once per push.
+const CONSUMED_BEFORE_COMPACTION: usize = 3;
+
 /// A streaming chunker: push bytes, receive complete chunks; `finish` yields the tail.
 #[derive(Debug)]
 pub struct Chunker {
     params: ChunkParams,
     buf: Vec<u8>,
+    /// Where the bytes not yet cut into chunks start in `buf`.
+    start: usize,
 }
 
 impl Chunker {
-    /// A chunker with the given limits (already validated).
-    pub fn new(params: ChunkParams) -> Chunker {
-        Chunker {
+    /// A chunker (limits already validated) whose stream starts with `buffered`, taken over
+    /// rather than copied; the chunks already certain are emitted.
+    pub fn starting_with<E>(
+        params: ChunkParams,
+        mut buffered: Vec<u8>,
+        emit: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Chunker, E> {
+        let capacity = params.max as usize * (CONSUMED_BEFORE_COMPACTION + 2);
+        buffered.reserve(capacity.saturating_sub(buffered.len()));
+        let mut chunker = Chunker {
             params,
-            buf: Vec::with_capacity(params.max as usize * 2),
-        }
+            buf: buffered,
+            start: 0,
+        };
+        chunker.cut(emit)?;
+        Ok(chunker)
     }
 
     /// Appends `data`, calling `emit` for every chunk whose end is now certain.
@@ -70,29 +87,34 @@ impl Chunker {
         data: &[u8],
         emit: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        if self.start >= self.params.max as usize * CONSUMED_BEFORE_COMPACTION {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
+        self.cut(emit)
+    }
+
+    /// Emits every chunk whose end is certain from what is buffered.
+    fn cut<E>(&mut self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
         let max = self.params.max as usize;
-        let mut start = 0;
-        while self.buf.len() - start >= max {
+        while self.buf.len() - self.start >= max {
             // With at least `max` bytes buffered, the first cut is a real boundary.
-            let window = &self.buf[start..start + max];
+            let window = &self.buf[self.start..self.start + max];
             let len = FastCDC::new(window, self.params.min, self.params.avg, self.params.max)
                 .next()
                 .map_or(max, |c| c.length);
-            emit(&self.buf[start..start + len])?;
-            start += len;
-        }
-        if start > 0 {
-            self.buf.drain(..start);
+            emit(window.get(..len).unwrap_or(window))?;
+            self.start += len;
         }
         Ok(())
     }
 
     /// Emits the remaining chunks at the end of the stream.
-    pub fn finish<E>(mut self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
-        let buf = std::mem::take(&mut self.buf);
-        for c in FastCDC::new(&buf, self.params.min, self.params.avg, self.params.max) {
-            emit(&buf[c.offset..c.offset + c.length])?;
+    pub fn finish<E>(self, emit: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let rest = &self.buf[self.start..];
+        for c in FastCDC::new(rest, self.params.min, self.params.avg, self.params.max) {
+            emit(&rest[c.offset..c.offset + c.length])?;
         }
         Ok(())
     }
@@ -109,12 +131,14 @@ mod tests {
 
     fn chunk_all(input: &[u8], params: ChunkParams, step: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        let mut c = Chunker::new(params);
         let mut emit = |b: &[u8]| -> Result<(), ()> {
             out.push(b.to_vec());
             Ok(())
         };
-        for piece in input.chunks(step) {
+        // The first piece is handed over, the rest pushed.
+        let first = step.min(input.len());
+        let mut c = Chunker::starting_with(params, input[..first].to_vec(), &mut emit).unwrap();
+        for piece in input[first..].chunks(step) {
             c.push(piece, &mut emit).unwrap();
         }
         c.finish(&mut emit).unwrap();
@@ -132,6 +156,7 @@ mod tests {
         let a = chunk_all(&input, p, 1000);
         let b = chunk_all(&input, p, 77_777);
         assert_eq!(a, b);
+        assert_eq!(a, chunk_all(&input, p, input.len()));
         assert_eq!(a.concat(), input);
         assert!(a.len() > 20, "{} chunks", a.len());
         assert!(a.iter().all(|c| c.len() <= 65536));

@@ -24,6 +24,19 @@ impl Compressor {
         })
     }
 
+    /// Compresses `plain`, which it takes over: returns the compressed bytes when they are
+    /// smaller at all (by more than a record's worth of bytes), else `plain` itself, so that
+    /// neither is copied. `Ok((true, _))` means compressed.
+    pub fn compress_owned(&mut self, plain: Vec<u8>) -> std::io::Result<(bool, Vec<u8>)> {
+        let compressed = match self.compress(&plain)? {
+            (true, out) => out.len(),
+            (false, _) => return Ok((false, plain)),
+        };
+        let mut out = std::mem::take(&mut self.out);
+        out.truncate(compressed);
+        Ok((true, out))
+    }
+
     /// Compresses `plain`; returns `(true, compressed)` when that is smaller at all (by more
     /// than a record's worth of bytes), else `(false, plain)`. The output buffer is reused.
     pub fn compress<'a>(&'a mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {

@@ -165,25 +165,13 @@ impl Drop for CompressWorkers {
 
 fn compress_job(compressor: &mut Compressor, job: Job) -> std::io::Result<Compressed> {
     let plain_len = job.plain.len();
-    let compressed = match compressor.compress(&job.plain)? {
-        (true, stored) => Some(stored.into_owned()),
-        (false, _) => None,
-    };
-    Ok(match compressed {
-        Some(stored) => Compressed {
-            id: job.id,
-            kind: job.kind,
-            plain_len,
-            compressed: true,
-            stored,
-        },
-        None => Compressed {
-            id: job.id,
-            kind: job.kind,
-            plain_len,
-            compressed: false,
-            stored: job.plain,
-        },
+    let (compressed, stored) = compressor.compress_owned(job.plain)?;
+    Ok(Compressed {
+        id: job.id,
+        kind: job.kind,
+        plain_len,
+        compressed,
+        stored,
     })
 }
 

@@ -2,6 +2,7 @@
 //! the writer's packs, "unchanged" hints resolved against the reference snapshot, and an
 //! atomic commit at the end. Dropping a writer without commit abandons it (GC reclaims).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -307,7 +308,7 @@ struct WriterTrees<'a> {
 
 impl TreeStore for WriterTrees<'_> {
     fn store_tree(&mut self, bytes: &[u8]) -> Result<ObjectId, PoolError> {
-        let result = self.writer.packer.store(ObjectKind::Tree, bytes);
+        let result = self.writer.packer.store(ObjectKind::Tree, Cow::Borrowed(bytes));
         if result.is_err() {
             self.writer.failed = true;
         }
@@ -345,48 +346,76 @@ fn store_chunk(
     packer: &mut Packer,
     chunks: &mut Vec<ChunkRef>,
     new_bytes: &mut u64,
-    data: &[u8],
+    data: Cow<'_, [u8]>,
 ) -> Result<(), PoolError> {
+    let len = data.len();
     let (id, new) = packer.store(ObjectKind::Data, data)?;
     if new {
-        *new_bytes += data.len() as u64;
+        *new_bytes += len as u64;
     }
     chunks.push(ChunkRef {
         id,
-        len: data.len() as u32,
+        len: len as u32,
     });
     Ok(())
 }
 
 impl FileWriter<'_> {
+    /// Appends content the caller hands over. A file that arrives in one piece no larger than
+    /// the chunking threshold becomes its object without being copied.
+    pub fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<()> {
+        if self.chunker.is_none() && self.small.is_empty() {
+            self.writer.check().map_err(to_io)?;
+            self.size += buf.len() as u64;
+            self.small = buf;
+            let result = self.chunk_if_large();
+            return self.io_result(result);
+        }
+        self.write_all(&buf)
+    }
+
     fn push(&mut self, buf: &[u8]) -> Result<(), PoolError> {
         self.writer.check()?;
         self.size += buf.len() as u64;
-        let FileWriter {
-            writer,
-            small,
-            chunker,
-            chunks,
-            new_bytes,
-            ..
-        } = self;
-        let packer = &mut writer.packer;
-        let mut emit = |data: &[u8]| store_chunk(packer, chunks, new_bytes, data);
-        match chunker {
-            Some(c) => c.push(buf, &mut emit),
+        match &mut self.chunker {
+            Some(c) => {
+                let packer = &mut self.writer.packer;
+                let (chunks, new_bytes) = (&mut self.chunks, &mut self.new_bytes);
+                c.push(buf, &mut |data: &[u8]| {
+                    store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data))
+                })
+            }
             None => {
-                small.extend_from_slice(buf);
-                if small.len() as u64 > writer.pool.options.chunking_threshold {
-                    let mut c = Chunker::new(writer.pool.options.chunk);
-                    let pending = std::mem::take(small);
-                    let result = c.push(&pending, &mut emit);
-                    *chunker = Some(c);
-                    result
-                } else {
-                    Ok(())
-                }
+                self.small.extend_from_slice(buf);
+                self.chunk_if_large()
             }
         }
+    }
+
+    /// Once the unchunked content passes the threshold, hands it to a chunker.
+    fn chunk_if_large(&mut self) -> Result<(), PoolError> {
+        if self.small.len() as u64 <= self.writer.pool.options.chunking_threshold {
+            return Ok(());
+        }
+        let packer = &mut self.writer.packer;
+        let (chunks, new_bytes) = (&mut self.chunks, &mut self.new_bytes);
+        let chunker = Chunker::starting_with(
+            self.writer.pool.options.chunk,
+            std::mem::take(&mut self.small),
+            &mut |data: &[u8]| store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data)),
+        )?;
+        self.chunker = Some(chunker);
+        Ok(())
+    }
+
+    /// A pool result as an I/O one, marking the writer failed when the error is fatal.
+    fn io_result(&mut self, result: Result<(), PoolError>) -> io::Result<()> {
+        result.map_err(|e| {
+            if is_fatal(&e) {
+                self.writer.failed = true;
+            }
+            to_io(e)
+        })
     }
 
     /// Stores what remains and records the entry with the number of bytes actually written.
@@ -411,12 +440,13 @@ impl FileWriter<'_> {
             ..
         } = self;
         let packer = &mut writer.packer;
-        let mut emit = |data: &[u8]| store_chunk(packer, chunks, new_bytes, data);
         match chunker.take() {
-            Some(c) => c.finish(&mut emit)?,
+            Some(c) => c.finish(&mut |data: &[u8]| {
+                store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data))
+            })?,
             None if !small.is_empty() => {
                 let data = std::mem::take(small);
-                emit(&data)?;
+                store_chunk(packer, chunks, new_bytes, Cow::Owned(data))?;
             }
             None => {}
         }
@@ -437,15 +467,8 @@ impl FileWriter<'_> {
 
 impl Write for FileWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.push(buf) {
-            Ok(()) => Ok(buf.len()),
-            Err(e) => {
-                if is_fatal(&e) {
-                    self.writer.failed = true;
-                }
-                Err(to_io(e))
-            }
-        }
+        let result = self.push(buf);
+        self.io_result(result).map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

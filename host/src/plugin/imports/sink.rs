@@ -43,8 +43,9 @@ pub trait BackupSink: Send {
     fn add(&mut self, entry: Entry) -> Result<(), SinkError>;
     /// Starts a file; its content follows through `write`.
     fn begin_file(&mut self, entry: Entry) -> Result<(), SinkError>;
-    /// Appends content to the open file.
-    fn write(&mut self, data: &[u8]) -> Result<(), SinkError>;
+    /// Appends content to the open file. The buffer is handed over, so the pool can keep it
+    /// as an object's bytes without copying them again.
+    fn write(&mut self, data: Vec<u8>) -> Result<(), SinkError>;
     /// Completes the open file; `size` is the number of bytes written.
     fn finish_file(&mut self, size: u64) -> Result<(), SinkError>;
     /// Drops the open file (it is left out of the backup).
@@ -185,7 +186,7 @@ impl HostFileWriter for JobState {
             return Ok(Err(e));
         }
         Ok(match self.sink() {
-            Ok(sink) => block_in_place(|| sink.write(&data)).map_err(WitError::from),
+            Ok(sink) => block_in_place(|| sink.write(data)).map_err(WitError::from),
             Err(e) => Err(e),
         })
     }
@@ -200,17 +201,17 @@ impl HostFileWriter for JobState {
             return Ok(Err(e));
         }
         let mut moved = 0u64;
-        let mut batch: Vec<u8> = Vec::with_capacity(COPY_CHUNK);
         let mut ended = false;
         while moved < length && !ended {
             // Wait for some bytes, then take whatever else is ready at once, so the sink sees
-            // large writes rather than one per 64 KiB stream chunk.
-            let want = |batch: &Vec<u8>| {
-                usize::try_from(length - moved)
-                    .unwrap_or(usize::MAX)
-                    .min(COPY_CHUNK)
-                    .saturating_sub(batch.len())
-            };
+            // large writes rather than one per 64 KiB stream chunk. Each batch is handed to
+            // the sink whole (a small file's one batch becomes its object without a copy), so
+            // it is sized to what is left of the file.
+            let batch_size = usize::try_from(length - moved)
+                .unwrap_or(usize::MAX)
+                .min(COPY_CHUNK);
+            let mut batch: Vec<u8> = Vec::with_capacity(batch_size);
+            let want = |batch: &Vec<u8>| batch_size - batch.len();
             let stream = self.table().get_mut(&source)?;
             match stream.blocking_read(want(&batch)).await {
                 Ok(chunk) => batch.extend_from_slice(&chunk),
@@ -245,11 +246,11 @@ impl HostFileWriter for JobState {
                 Ok(sink) => sink,
                 Err(e) => return Ok(Err(e)),
             };
-            if let Err(e) = block_in_place(|| sink.write(&batch)) {
+            let batch_len = batch.len() as u64;
+            if let Err(e) = block_in_place(|| sink.write(batch)) {
                 return Ok(Err(e.into()));
             }
-            moved += batch.len() as u64;
-            batch.clear();
+            moved += batch_len;
         }
         Ok(Ok(moved))
     }
@@ -349,10 +350,10 @@ impl BackupSink for CountingSink {
         self.add(entry)
     }
 
-    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+    fn write(&mut self, data: Vec<u8>) -> Result<(), SinkError> {
         self.bytes += data.len() as u64;
         if self.hash {
-            self.hasher.update(data);
+            self.hasher.update(&data);
         }
         Ok(())
     }
