@@ -11,7 +11,7 @@ mod support;
 use std::process::Command;
 
 use hoard_conformance::peers::SshdPeer;
-use support::{RUNS, children_usage, du, generate, median, timed, walls};
+use support::{FULL_RUNS, RUNS, children_usage, reaped_children_cpu, du, generate, median, timed, walls};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let support::BenchArgs {
@@ -43,7 +43,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &mut support::hoard_command(&hoard, &config, &["plugin", "list"]),
     );
 
-    let (full_wall, full_cpu) = timed("full backup", &mut backup("--full"));
+    // Each full starts from an empty pool, so that every run stores the whole tree.
+    let client_cpu_before = reaped_children_cpu(peer.pid());
+    let fulls: Vec<_> = (0..FULL_RUNS)
+        .map(|_| {
+            let _ = std::fs::remove_dir_all(&pool);
+            timed("full backup", &mut backup("--full"))
+        })
+        .collect();
+    let full_client_cpu =
+        (reaped_children_cpu(peer.pid()) - client_cpu_before) / FULL_RUNS as u32;
+    let (full_wall, full_cpu) = median(fulls.clone());
     let full_rss = children_usage().max_rss_kib;
     let pool_after_full = du(&pool);
     // The short runs are repeated and their median taken: one run is at the mercy of noise.
@@ -53,13 +63,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (incr_wall, incr_cpu) = median(incrementals.clone());
     let pool_after_incr = du(&pool);
 
-    let (tar_wall, tar_cpu) = timed(
-        "tar | zstd",
-        Command::new("sh").arg("-c").arg(format!(
-            "tar -cf - -C {} . | zstd -3 -q > /dev/null",
-            tree.display()
-        )),
-    );
+    let tars: Vec<_> = (0..FULL_RUNS)
+        .map(|_| {
+            timed(
+                "tar | zstd",
+                Command::new("sh").arg("-c").arg(format!(
+                    "tar -cf - -C {} . | zstd -3 -q > /dev/null",
+                    tree.display()
+                )),
+            )
+        })
+        .collect();
+    let (tar_wall, tar_cpu) = median(tars.clone());
     let copy = base.join("rsync-copy");
     let _ = std::fs::remove_dir_all(&copy);
     timed(
@@ -84,8 +99,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "full over ssh:            wall {full_wall:.2?}, hoard CPU {full_cpu:.2?}, peak RSS of hoard {} MiB",
+        "full over ssh:            wall {full_wall:.2?}, hoard CPU {full_cpu:.2?} (median of {FULL_RUNS}: {}), peak RSS of hoard {} MiB",
+        walls(&fulls),
         full_rss / 1024
+    );
+    println!(
+        "  client side (sshd, tar) on the same 2 cores: CPU {full_client_cpu:.2?} per full (mean)"
     );
     println!(
         "  pool after the full:    {:.1} MiB ({:.2}x of the tree)",
@@ -97,7 +116,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         walls(&incrementals),
         mib(pool_after_incr.saturating_sub(pool_after_full))
     );
-    println!("tar -cf - | zstd -3:      wall {tar_wall:.2?}, CPU {tar_cpu:.2?}");
+    println!(
+        "tar -cf - | zstd -3:      wall {tar_wall:.2?}, CPU {tar_cpu:.2?} (median of {FULL_RUNS}: {})",
+        walls(&tars)
+    );
     println!(
         "second rsync -a (no change): wall {rsync_wall:.2?}, CPU {rsync_cpu:.2?} (median of {RUNS}: {})",
         walls(&rsyncs)

@@ -87,6 +87,13 @@ impl SshdPeer {
         })
     }
 
+    /// The listening sshd's process id. Each session's sshd and the programs it ran are
+    /// reaped by it, so their CPU time adds up in its children's counters
+    /// (`/proc/PID/stat`): the client side's cost in a loopback benchmark.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     /// The address sshd listens on.
     pub fn address(&self) -> &'static str {
         "127.0.0.1"

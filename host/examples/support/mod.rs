@@ -27,6 +27,24 @@ pub fn children_usage() -> Usage {
     }
 }
 
+/// CPU time of the reaped children of process `pid` (user and system, from `/proc`).
+pub fn reaped_children_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name.
+    let ticks: u64 = [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a system setting.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
 /// Runs a command, returning wall time and the CPU it (and its children) used.
 pub fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
     let before = children_usage();
@@ -44,6 +62,9 @@ pub fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
 
 /// How many times the short runs are repeated.
 pub const RUNS: usize = 5;
+
+/// How many times the long runs (a full backup and what it is compared with) are repeated.
+pub const FULL_RUNS: usize = 3;
 
 /// The run with the median wall time.
 pub fn median(mut runs: Vec<(Duration, Duration)>) -> (Duration, Duration) {
