@@ -103,12 +103,12 @@ impl BackupSink for RecordingSink {
         self.open = Some((entry, Vec::new()));
         Ok(())
     }
-    fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+    fn write(&mut self, data: Vec<u8>) -> Result<(), SinkError> {
         self.open
             .as_mut()
             .expect("open file")
             .1
-            .extend_from_slice(data);
+            .extend_from_slice(&data);
         Ok(())
     }
     fn finish_file(&mut self, _size: u64) -> Result<(), SinkError> {

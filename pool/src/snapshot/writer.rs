@@ -308,7 +308,10 @@ struct WriterTrees<'a> {
 
 impl TreeStore for WriterTrees<'_> {
     fn store_tree(&mut self, bytes: &[u8]) -> Result<ObjectId, PoolError> {
-        let result = self.writer.packer.store(ObjectKind::Tree, Cow::Borrowed(bytes));
+        let result = self
+            .writer
+            .packer
+            .store(ObjectKind::Tree, Cow::Borrowed(bytes));
         if result.is_err() {
             self.writer.failed = true;
         }
