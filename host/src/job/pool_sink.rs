@@ -319,3 +319,55 @@ impl BackupSink for PoolSink {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Reserves `n` bytes on another thread; the receiver yields once the reservation went
+    /// through.
+    fn reserve_in_background(queued: &Arc<QueuedBytes>, n: usize) -> Receiver<()> {
+        let (done, reserved) = sync_channel(1);
+        let queued = queued.clone();
+        std::thread::spawn(move || {
+            queued.reserve(n);
+            let _ = done.send(());
+        });
+        reserved
+    }
+
+    #[test]
+    fn a_sender_over_the_budget_waits_until_the_writer_takes_bytes() {
+        let queued = Arc::new(QueuedBytes::default());
+        queued.reserve(QUEUE_BYTES - 10);
+        let reserved = reserve_in_background(&queued, 20);
+        assert!(reserved.recv_timeout(Duration::from_millis(200)).is_err());
+        queued.release(QUEUE_BYTES - 10);
+        assert!(reserved.recv_timeout(Duration::from_secs(10)).is_ok());
+    }
+
+    #[test]
+    fn a_write_larger_than_the_budget_goes_through_alone() {
+        let queued = Arc::new(QueuedBytes::default());
+        queued.reserve(2 * QUEUE_BYTES);
+        queued.release(2 * QUEUE_BYTES);
+        queued.reserve(1);
+        let reserved = reserve_in_background(&queued, 2 * QUEUE_BYTES);
+        assert!(reserved.recv_timeout(Duration::from_millis(200)).is_err());
+        queued.release(1);
+        assert!(reserved.recv_timeout(Duration::from_secs(10)).is_ok());
+    }
+
+    #[test]
+    fn a_stopped_writer_never_leaves_a_sender_waiting() {
+        let queued = Arc::new(QueuedBytes::default());
+        queued.reserve(QUEUE_BYTES);
+        let reserved = reserve_in_background(&queued, 1);
+        assert!(reserved.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(StopOnDrop(queued.clone()));
+        assert!(reserved.recv_timeout(Duration::from_secs(10)).is_ok());
+        // And later senders pass at once.
+        queued.reserve(QUEUE_BYTES);
+    }
+}
