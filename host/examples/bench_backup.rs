@@ -11,24 +11,12 @@ mod support;
 use std::process::Command;
 
 use hoard_conformance::peers::SshdPeer;
-use support::{
-    FULL_RUNS, RUNS, children_usage, du, generate, median, reaped_children_cpu, timed, walls,
-};
+use support::{FULL_RUNS, RUNS, children_usage, du, median, reaped_children_cpu, timed, walls};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let support::BenchArgs {
-        files,
-        total,
-        hoard,
-        base,
-    } = support::BenchArgs::read("/tmp/hoard-bench");
-    let tree = base.join("tree");
-    generate(&tree, files, total)?;
-    let tree_bytes = du(&tree);
-    println!(
-        "tree: {files} files, {:.1} MiB on disk",
-        tree_bytes as f64 / (1 << 20) as f64
-    );
+    let args = support::BenchArgs::read("/tmp/hoard-bench");
+    let (tree, tree_bytes) = args.generated_tree()?;
+    let support::BenchArgs { hoard, base, .. } = args;
 
     let peer = SshdPeer::start()?;
     // The tree was just written, so its ctimes are all within the tar plugin's clock-skew

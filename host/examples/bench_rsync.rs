@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use hoard_conformance::peers::SshdPeer;
-use support::{RUNS, du, generate, median, timed, walls};
+use support::{RUNS, median, timed, walls};
 
 /// The byte count the plugin logged as received from the client in a backup's job log.
 fn bytes_received(pool: &Path, number: usize) -> u64 {
@@ -58,18 +58,9 @@ fn edit_largest(tree: &Path, share: f64) -> std::io::Result<usize> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let support::BenchArgs {
-        files,
-        total,
-        hoard,
-        base,
-    } = support::BenchArgs::read("/tmp/hoard-bench-rsync");
-    let tree = base.join("tree");
-    generate(&tree, files, total)?;
-    println!(
-        "tree: {files} files, {:.1} MiB on disk",
-        du(&tree) as f64 / (1 << 20) as f64
-    );
+    let args = support::BenchArgs::read("/tmp/hoard-bench-rsync");
+    let (tree, _) = args.generated_tree()?;
+    let support::BenchArgs { hoard, base, .. } = args;
 
     let peer = SshdPeer::start()?;
     let (config, pool) = support::write_config(&base, "rsync", &peer, &tree, "")?;

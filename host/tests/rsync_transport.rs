@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hoard_conformance::fixture::{Aspect, build_tree, compare, describe_tree, mutate_tree};
+use hoard_conformance::fixture::{Aspect, build_tree, compare, describe_tree, mutate_tree, noise};
 
 fn hoard(config: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hoard"))
@@ -176,15 +176,7 @@ fn a_small_edit_in_a_large_file_moves_a_small_delta() {
     let work = tempfile::tempdir().expect("tempdir");
     let share = work.path().join("data");
     std::fs::create_dir_all(&share).expect("share");
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let content: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let content = noise(8 << 20, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(share.join("big.bin"), &content).expect("big file");
     let config = config(work.path(), &share, "", "/usr/bin/rsync");
     ok(&config, &["backup", "client", "--full", "--json"]);

@@ -201,4 +201,18 @@ impl BenchArgs {
                 .into(),
         }
     }
+
+    /// Generates the tree (`BASE/tree`, kept from an earlier run when complete), prints its
+    /// size and returns its path and bytes on disk.
+    pub fn generated_tree(&self) -> std::io::Result<(std::path::PathBuf, u64)> {
+        let tree = self.base.join("tree");
+        generate(&tree, self.files, self.total)?;
+        let bytes = du(&tree);
+        println!(
+            "tree: {} files, {:.1} MiB on disk",
+            self.files,
+            bytes as f64 / (1 << 20) as f64
+        );
+        Ok((tree, bytes))
+    }
 }

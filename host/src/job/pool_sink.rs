@@ -35,9 +35,16 @@ const QUEUE_BYTES: usize = 32 << 20;
 /// Content bytes queued for the writer thread; a sender over the budget waits for it to drain.
 #[derive(Default)]
 struct QueuedBytes {
-    /// Bytes queued, and whether the writer has stopped (then nobody waits).
-    state: Mutex<(usize, bool)>,
+    state: Mutex<QueueState>,
     drained: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    /// Bytes queued.
+    bytes: usize,
+    /// The writer has stopped: nobody waits any more.
+    stopped: bool,
 }
 
 impl QueuedBytes {
@@ -47,19 +54,19 @@ impl QueuedBytes {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        while state.0 > 0 && state.0 + n > QUEUE_BYTES && !state.1 {
+        while state.bytes > 0 && state.bytes + n > QUEUE_BYTES && !state.stopped {
             state = match self.drained.wait(state) {
                 Ok(state) => state,
                 Err(_) => return,
             };
         }
-        state.0 += n;
+        state.bytes += n;
     }
 
     /// The writer is done with `n` bytes.
     fn release(&self, n: usize) {
         if let Ok(mut state) = self.state.lock() {
-            state.0 = state.0.saturating_sub(n);
+            state.bytes = state.bytes.saturating_sub(n);
         }
         self.drained.notify_all();
     }
@@ -71,7 +78,7 @@ struct StopOnDrop(Arc<QueuedBytes>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         if let Ok(mut state) = self.0.state.lock() {
-            state.1 = true;
+            state.stopped = true;
         }
         self.0.drained.notify_all();
     }
@@ -95,7 +102,7 @@ pub struct PoolSink {
     commands: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
     /// The first content write that failed, reported at the next call.
-    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<String>>>,
     /// Content bytes sent and not yet taken by the writer.
     queued: Arc<QueuedBytes>,
 }
@@ -117,7 +124,7 @@ impl PoolSink {
     /// Starts the writer thread for `writer`.
     pub fn new(writer: SnapshotWriter) -> std::io::Result<Self> {
         let (commands, receiver) = sync_channel(QUEUE);
-        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let failed = Arc::new(Mutex::new(None));
         let failed_in_thread = failed.clone();
         let queued = Arc::new(QueuedBytes::default());
         let queue = Queue {
@@ -213,11 +220,7 @@ impl Queue {
     }
 }
 
-fn run_writer(
-    mut writer: SnapshotWriter,
-    commands: Queue,
-    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-) {
+fn run_writer(mut writer: SnapshotWriter, commands: Queue, failed: Arc<Mutex<Option<String>>>) {
     let fail = |e: &dyn std::fmt::Display| {
         if let Ok(mut f) = failed.lock() {
             f.get_or_insert_with(|| e.to_string());

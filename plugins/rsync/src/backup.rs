@@ -314,11 +314,7 @@ impl Receiver<'_> {
                 job::progress(self.counts.entries, self.counts.bytes);
             }
         }
-        let mut out = Vec::new();
-        self.session.ndx_out.write(&mut out, NDX_DONE);
-        self.session.conn.send(&out);
-        self.session.conn.flush()?;
-        Ok(())
+        self.session.send_done()
     }
 
     fn store_empty(&mut self, entry: Entry) {
@@ -698,16 +694,9 @@ impl Receiver<'_> {
             }
         }
         if self.session.protocol >= 31 {
-            let done = self.session.ndx_in.read(&mut self.session.conn)?;
-            if done != NDX_DONE {
-                return Err(protocol(format!("goodbye expected, index {done} came")));
-            }
+            self.session.expect_done()?;
         }
-        let mut out = Vec::new();
-        self.session.ndx_out.write(&mut out, NDX_DONE);
-        self.session.conn.send(&out);
-        self.session.conn.flush()?;
-        Ok(())
+        self.session.send_done()
     }
 }
 

@@ -78,25 +78,9 @@ pub fn same_entry(a: &Entry, b: &Entry) -> bool {
         }
         _ => false,
     };
-    fn xattrs(e: &Entry) -> Vec<(&[u8], &[u8])> {
-        let mut v: Vec<(&[u8], &[u8])> = e
-            .xattrs
-            .iter()
-            .map(|x| (x.name.as_slice(), x.value.as_slice()))
-            .collect();
-        v.sort();
-        v
-    }
     kind && a.path == b.path
-        && a.mode == b.mode
-        && a.uid == b.uid
-        && a.gid == b.gid
-        && a.user == b.user
-        && a.group == b.group
-        && a.mtime.seconds == b.mtime.seconds
-        && a.mtime.nanoseconds == b.mtime.nanoseconds
         && (!matches!(a.kind, EntryKind::File) || a.size == b.size)
-        && xattrs(a) == xattrs(b)
+        && a.same_metadata(b)
 }
 
 /// The directories (share paths) whose entry and whole subtree are as in the reference.

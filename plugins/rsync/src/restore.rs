@@ -273,10 +273,7 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
             if phase > max_phase {
                 break;
             }
-            let mut out = Vec::new();
-            session.ndx_out.write(&mut out, NDX_DONE);
-            session.conn.send(&out);
-            session.conn.flush()?;
+            session.send_done()?;
             continue;
         }
         let item = usize::try_from(ndx)
@@ -368,24 +365,12 @@ fn send(session: &mut Session, plan: &Plan) -> Result<JobSummary, Error> {
             job::progress(summary.entries, summary.bytes);
         }
     }
-    let mut out = Vec::new();
-    session.ndx_out.write(&mut out, NDX_DONE);
-    session.conn.send(&out);
-    session.conn.flush()?;
+    session.send_done()?;
     // The receiver's goodbye (and, from protocol 31, this side's answer and its last one).
-    let done = session.ndx_in.read(&mut session.conn)?;
-    if done != NDX_DONE {
-        return Err(protocol(format!("goodbye expected, index {done} came")));
-    }
+    session.expect_done()?;
     if session.protocol >= 31 {
-        let mut out = Vec::new();
-        session.ndx_out.write(&mut out, NDX_DONE);
-        session.conn.send(&out);
-        session.conn.flush()?;
-        let last = session.ndx_in.read(&mut session.conn)?;
-        if last != NDX_DONE {
-            return Err(protocol(format!("goodbye expected, index {last} came")));
-        }
+        session.send_done()?;
+        session.expect_done()?;
     }
     job::log(
         job::Level::Info,

@@ -6,7 +6,7 @@ use crate::checksum::Algorithm;
 use crate::conn::Conn;
 use crate::error::{Error, protocol};
 use crate::flist::ListOptions;
-use crate::wire::{NdxCodec, put_i32, put_vstring, read_i32, read_varint, read_vstring};
+use crate::wire::{NDX_DONE, NdxCodec, put_i32, put_vstring, read_i32, read_varint, read_vstring};
 
 /// The newest protocol this plugin speaks (rsync 3.1 and later).
 pub const NEWEST_PROTOCOL: i32 = 31;
@@ -80,6 +80,25 @@ pub struct Session {
     pub ndx_out: NdxCodec,
     /// Indexes this side reads.
     pub ndx_in: NdxCodec,
+}
+
+impl Session {
+    /// Sends the end of a phase or of the transfer (`NDX_DONE`) and flushes it.
+    pub fn send_done(&mut self) -> Result<(), Error> {
+        let mut out = Vec::new();
+        self.ndx_out.write(&mut out, NDX_DONE);
+        self.conn.send(&out);
+        self.conn.flush()
+    }
+
+    /// Reads the peer's end of a phase or goodbye; any other index is a protocol error.
+    pub fn expect_done(&mut self) -> Result<(), Error> {
+        let ndx = self.ndx_in.read(&mut self.conn)?;
+        if ndx != NDX_DONE {
+            return Err(protocol(format!("goodbye expected, index {ndx} came")));
+        }
+        Ok(())
+    }
 }
 
 /// Runs the setup as the client. `remote_protocol` is the version a daemon already announced

@@ -58,4 +58,28 @@ impl Entry {
         self.mtime = Timestamp::new(seconds, nanoseconds);
         self
     }
+
+    /// Whether `other` has the same metadata: mode, owners (ids and names), modification
+    /// time and xattrs (compared as sets). Path, kind and size are not compared.
+    pub fn same_metadata(&self, other: &Entry) -> bool {
+        self.mode == other.mode
+            && self.uid == other.uid
+            && self.gid == other.gid
+            && self.user == other.user
+            && self.group == other.group
+            && self.mtime.seconds == other.mtime.seconds
+            && self.mtime.nanoseconds == other.mtime.nanoseconds
+            && self.sorted_xattrs() == other.sorted_xattrs()
+    }
+
+    /// The xattrs as sorted (name, value) pairs.
+    pub fn sorted_xattrs(&self) -> Vec<(&[u8], &[u8])> {
+        let mut xattrs: Vec<(&[u8], &[u8])> = self
+            .xattrs
+            .iter()
+            .map(|x| (x.name.as_slice(), x.value.as_slice()))
+            .collect();
+        xattrs.sort_unstable();
+        xattrs
+    }
 }

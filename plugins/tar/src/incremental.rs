@@ -116,26 +116,7 @@ fn name_of(path: &[u8]) -> &[u8] {
 /// Whether a directory's own metadata is the same in both entries (what `keep-tree` would
 /// take from the reference).
 fn same_directory(new: &Entry, old: &Entry) -> bool {
-    matches!(old.kind, EntryKind::Directory)
-        && new.mode == old.mode
-        && new.uid == old.uid
-        && new.gid == old.gid
-        && new.user == old.user
-        && new.group == old.group
-        && new.mtime.seconds == old.mtime.seconds
-        && new.mtime.nanoseconds == old.mtime.nanoseconds
-        && sorted_xattrs(new) == sorted_xattrs(old)
-}
-
-/// An entry's extended attributes in name order.
-fn sorted_xattrs(entry: &Entry) -> Vec<(&[u8], &[u8])> {
-    let mut xattrs: Vec<(&[u8], &[u8])> = entry
-        .xattrs
-        .iter()
-        .map(|x| (&x.name[..], &x.value[..]))
-        .collect();
-    xattrs.sort_unstable();
-    xattrs
+    matches!(old.kind, EntryKind::Directory) && new.same_metadata(old)
 }
 
 /// One directory on the walk's stack.

@@ -363,31 +363,46 @@ fn store_chunk(
     Ok(())
 }
 
+/// What a chunker cuts goes to the pool: each chunk is borrowed from the chunker's buffer,
+/// so it is copied if it is new.
+fn store_cut_chunks<'a>(
+    packer: &'a mut Packer,
+    chunks: &'a mut Vec<ChunkRef>,
+    new_bytes: &'a mut u64,
+) -> impl FnMut(&[u8]) -> Result<(), PoolError> + 'a {
+    move |data| store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data))
+}
+
 impl FileWriter<'_> {
     /// Appends content the caller hands over. A file that arrives in one piece no larger than
     /// the chunking threshold becomes its object without being copied.
     pub fn write_owned(&mut self, buf: Vec<u8>) -> io::Result<()> {
-        if self.chunker.is_none() && self.small.is_empty() {
-            self.writer.check().map_err(to_io)?;
-            self.size += buf.len() as u64;
-            self.small = buf;
-            let result = self.chunk_if_large();
-            return self.io_result(result);
+        let result = self.push_owned(buf);
+        self.io_result(result)
+    }
+
+    fn push_owned(&mut self, buf: Vec<u8>) -> Result<(), PoolError> {
+        if self.chunker.is_some() || !self.small.is_empty() {
+            return self.push(&buf);
         }
-        self.write_all(&buf)
+        self.writer.check()?;
+        self.size += buf.len() as u64;
+        self.small = buf;
+        self.chunk_if_large()
     }
 
     fn push(&mut self, buf: &[u8]) -> Result<(), PoolError> {
         self.writer.check()?;
         self.size += buf.len() as u64;
         match &mut self.chunker {
-            Some(c) => {
-                let packer = &mut self.writer.packer;
-                let (chunks, new_bytes) = (&mut self.chunks, &mut self.new_bytes);
-                c.push(buf, &mut |data: &[u8]| {
-                    store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data))
-                })
-            }
+            Some(c) => c.push(
+                buf,
+                &mut store_cut_chunks(
+                    &mut self.writer.packer,
+                    &mut self.chunks,
+                    &mut self.new_bytes,
+                ),
+            ),
             None => {
                 self.small.extend_from_slice(buf);
                 self.chunk_if_large()
@@ -400,12 +415,14 @@ impl FileWriter<'_> {
         if self.small.len() as u64 <= self.writer.pool.options.chunking_threshold {
             return Ok(());
         }
-        let packer = &mut self.writer.packer;
-        let (chunks, new_bytes) = (&mut self.chunks, &mut self.new_bytes);
         let chunker = Chunker::starting_with(
             self.writer.pool.options.chunk,
             std::mem::take(&mut self.small),
-            &mut |data: &[u8]| store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data)),
+            &mut store_cut_chunks(
+                &mut self.writer.packer,
+                &mut self.chunks,
+                &mut self.new_bytes,
+            ),
         )?;
         self.chunker = Some(chunker);
         Ok(())
@@ -444,9 +461,7 @@ impl FileWriter<'_> {
         } = self;
         let packer = &mut writer.packer;
         match chunker.take() {
-            Some(c) => c.finish(&mut |data: &[u8]| {
-                store_chunk(packer, chunks, new_bytes, Cow::Borrowed(data))
-            })?,
+            Some(c) => c.finish(&mut store_cut_chunks(packer, chunks, new_bytes))?,
             None if !small.is_empty() => {
                 let data = std::mem::take(small);
                 store_chunk(packer, chunks, new_bytes, Cow::Owned(data))?;
