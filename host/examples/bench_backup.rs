@@ -11,7 +11,7 @@ mod support;
 use std::process::Command;
 
 use hoard_conformance::peers::SshdPeer;
-use support::{FULL_RUNS, RUNS, children_usage, du, median, reaped_children_cpu, timed, walls};
+use support::{FULL_RUNS, RUNS, du, measured, median, reaped_children_cpu, timed, walls};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = support::BenchArgs::read("/tmp/hoard-bench");
@@ -38,12 +38,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fulls: Vec<_> = (0..FULL_RUNS)
         .map(|_| {
             let _ = std::fs::remove_dir_all(&pool);
-            timed("full backup", &mut backup("--full"))
+            measured("full backup", &mut backup("--full"))
         })
         .collect();
+    let full_rss = fulls.iter().map(|run| run.max_rss_kib).max().unwrap_or(0);
+    let fulls: Vec<_> = fulls.iter().map(|run| (run.wall, run.cpu)).collect();
     let full_client_cpu = (reaped_children_cpu(peer.pid()) - client_cpu_before) / FULL_RUNS as u32;
     let (full_wall, full_cpu) = median(fulls.clone());
-    let full_rss = children_usage().max_rss_kib;
     let pool_after_full = du(&pool);
     // The short runs are repeated and their median taken: one run is at the mercy of noise.
     let incrementals: Vec<_> = (0..RUNS)

@@ -8,25 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// CPU time and peak memory of the finished children of this process.
-pub struct Usage {
-    pub cpu: Duration,
-    pub max_rss_kib: i64,
-}
-
-pub fn children_usage() -> Usage {
-    // SAFETY: getrusage fills the zeroed struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Usage {
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss,
-    }
-}
-
 /// CPU time of the reaped children of process `pid` (user and system, from `/proc`).
 pub fn reaped_children_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -45,19 +26,59 @@ pub fn reaped_children_cpu(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second)
 }
 
+/// What one run of a command cost.
+pub struct Measured {
+    pub wall: Duration,
+    /// CPU time, user and system, of the command and the children it waited for.
+    pub cpu: Duration,
+    /// Peak resident memory of the command itself (the largest of it and its waited-for
+    /// children), read from this run alone: `RUSAGE_CHILDREN` would report the largest child
+    /// this process ever had, the build that ran before it included.
+    pub max_rss_kib: i64,
+}
+
+/// Runs a command to its end (its standard output thrown away), measuring it on its own.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also reports its resource usage"
+)]
+pub fn measured(what: &str, command: &mut Command) -> Measured {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let mut status = 0;
+    // SAFETY: wait4 fills the zeroed struct it is given; the child is ours and not yet reaped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(reaped, pid, "{what}: wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{what} failed: {stderr}"
+    );
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Measured {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
 /// Runs a command, returning wall time and the CPU it (and its children) used.
 pub fn timed(what: &str, command: &mut Command) -> (Duration, Duration) {
-    let before = children_usage();
-    let started = Instant::now();
-    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let wall = started.elapsed();
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let after = children_usage();
-    (wall, after.cpu - before.cpu)
+    let run = measured(what, command);
+    (run.wall, run.cpu)
 }
 
 /// How many times the short runs are repeated.

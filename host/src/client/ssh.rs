@@ -699,10 +699,14 @@ fn signal_number(signal: &Sig) -> i32 {
     }
 }
 
-/// A program's stdout: the chunks the channel pump queued, read in order.
+/// A program's stdout: the chunks the channel pump queued, read in order. One read takes
+/// every chunk already queued that fits, not just one ssh packet's worth, so a reader with a
+/// large buffer gets large reads.
 struct ChunkReader {
     queue: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
+    /// An error queued behind data already handed out, reported by the next read.
+    failed: Option<io::Error>,
 }
 
 impl ChunkReader {
@@ -710,7 +714,14 @@ impl ChunkReader {
         Self {
             queue,
             current: Bytes::new(),
+            failed: None,
         }
+    }
+
+    /// Moves what `current` holds into `buf`, as much as fits.
+    fn hand_out(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = buf.remaining().min(self.current.len());
+        buf.put_slice(&self.current.split_to(n));
     }
 }
 
@@ -720,6 +731,9 @@ impl AsyncRead for ChunkReader {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Err(error));
+        }
         while self.current.is_empty() {
             match ready!(self.queue.poll_recv(cx)) {
                 Some(Ok(chunk)) => self.current = chunk,
@@ -727,9 +741,21 @@ impl AsyncRead for ChunkReader {
                 None => return Poll::Ready(Ok(())),
             }
         }
-        let n = buf.remaining().min(self.current.len());
-        let chunk = self.current.split_to(n);
-        buf.put_slice(&chunk);
+        self.hand_out(buf);
+        while buf.remaining() > 0 {
+            match self.queue.try_recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.hand_out(buf);
+                }
+                Ok(Err(error)) => {
+                    self.failed = Some(error);
+                    break;
+                }
+                // The end (a closed queue) is seen by the next read.
+                Err(_) => break,
+            }
+        }
         Poll::Ready(Ok(()))
     }
 }

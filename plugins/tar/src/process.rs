@@ -6,7 +6,7 @@
 //! with one line per member, while the plugin waits for its next header: every wait here polls
 //! both streams, so neither side can block the other. Only `copy-from` (inside one file's
 //! content) waits on stdout alone: tar may go on naming unchanged files on stderr meanwhile
-//! (its archive goes out a 10 KiB record at a time), and the host never lets unread stderr
+//! (its archive goes out a 64 KiB record at a time), and the host never lets unread stderr
 //! stop stdout (both clients keep a program's stderr in a capped buffer of their own).
 //!
 //! In a verbose `--newer` run the names tar left out are collected from stderr. Should any of
@@ -28,7 +28,8 @@ use crate::command::{Message, Verdict, classify, unchanged_name, verdict};
 
 /// Longest stderr line kept whole; longer ones are cut.
 const MAX_LINE: usize = 16 << 10;
-/// Bytes read after the end of the archive before giving up on it (tar pads to 10 KiB).
+/// Bytes read after the end of the archive before giving up on it (tar pads to one record,
+/// 64 KiB).
 const MAX_TRAILING: u64 = 1 << 20;
 /// Messages copied into the job log per run; the rest are only counted.
 const MAX_LOGGED: u64 = 2000;

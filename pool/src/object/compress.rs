@@ -38,9 +38,11 @@ impl Compressor {
     }
 
     /// Compresses `plain`; returns `(true, compressed)` when that is smaller at all (by more
-    /// than a record's worth of bytes), else `(false, plain)`. The output buffer is reused.
+    /// than a record's worth of bytes), else `(false, plain)`. Bytes that look incompressible
+    /// (already compressed or encrypted, see `entropy`) are not given to zstd at all. The
+    /// output buffer is reused.
     pub fn compress<'a>(&'a mut self, plain: &'a [u8]) -> std::io::Result<(bool, Cow<'a, [u8]>)> {
-        if plain.len() < 64 {
+        if plain.len() < 64 || super::entropy::looks_incompressible(plain) {
             return Ok((false, Cow::Borrowed(plain)));
         }
         self.out.clear();

@@ -1,9 +1,11 @@
 //! Objects: content addresses ([`ObjectId`]), content-defined chunking of large files
-//! ([`Chunker`]) and per-object compression ([`Compressor`]).
+//! ([`Chunker`]) and per-object compression ([`Compressor`]), which leaves objects that
+//! look incompressible to a cheap sampling test raw.
 
 mod chunker;
 mod compress;
 mod compress_workers;
+mod entropy;
 mod id;
 
 pub use chunker::{ChunkParams, Chunker};

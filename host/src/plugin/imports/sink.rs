@@ -203,29 +203,17 @@ impl HostFileWriter for JobState {
         let mut moved = 0u64;
         let mut ended = false;
         while moved < length && !ended {
-            // Wait for some bytes, then take whatever else is ready at once, so the sink sees
-            // large writes rather than one per 64 KiB stream chunk. Each batch is handed to
-            // the sink whole (a small file's one batch becomes its object without a copy), so
-            // it is sized to what is left of the file.
+            // Fill a batch (what is left of the file, at most `COPY_CHUNK`) before handing it
+            // to the sink: a small file becomes its object in one write with no further copy,
+            // and a large one goes in 1 MiB steps rather than one per ssh packet or pipe read
+            // (each write is a message to the pool's writer thread).
             let batch_size = usize::try_from(length - moved)
                 .unwrap_or(usize::MAX)
                 .min(COPY_CHUNK);
             let mut batch: Vec<u8> = Vec::with_capacity(batch_size);
-            let want = |batch: &Vec<u8>| batch_size - batch.len();
             let stream = self.table().get_mut(&source)?;
-            match stream.blocking_read(want(&batch)).await {
-                Ok(chunk) => batch.extend_from_slice(&chunk),
-                Err(StreamError::Closed) => ended = true,
-                Err(StreamError::LastOperationFailed(e)) => {
-                    return Ok(Err(WitError::Client(format!(
-                        "reading the client stream: {e}"
-                    ))));
-                }
-                Err(StreamError::Trap(e)) => return Err(e),
-            }
-            while !ended && want(&batch) > 0 {
-                match stream.read(want(&batch)) {
-                    Ok(chunk) if chunk.is_empty() => break,
+            while !ended && batch.len() < batch_size {
+                match stream.blocking_read(batch_size - batch.len()).await {
                     Ok(chunk) => batch.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => ended = true,
                     Err(StreamError::LastOperationFailed(e)) => {
