@@ -1,9 +1,17 @@
 //! Appending objects to a new pack file and making it durable (data, then fsync of file and
 //! directory) before the index may refer to it.
+//!
+//! While a pack fills, its written part is handed to the kernel for writeback every
+//! [`WRITEBACK_STEP`] bytes, on a thread of its own ([`Writeback`]), so that the final fsync
+//! finds little left to write: that fsync is on the critical path at the end of every backup.
+//! Only whole pages well behind the write position are handed over, because a write into a
+//! page under writeback waits for the disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use super::{ObjectLocation, PACK_MAGIC, PackId, encode_header};
 use crate::error::PoolError;
@@ -29,6 +37,116 @@ impl Write for PackFile {
     }
 }
 
+/// Bytes appended between two writeback requests.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// How far behind the write position a writeback request ends (past the write buffer, and
+/// page-aligned), so the writer never writes into a page under writeback.
+const WRITEBACK_LAG: u64 = 2 << 20;
+
+/// Starts writeback of ranges of a pack file on a helper thread, without waiting for it.
+/// Failures are ignored here: the final fsync reports them.
+struct Writeback {
+    ranges: Option<mpsc::Sender<(u64, u64)>>,
+    thread: Option<JoinHandle<()>>,
+    /// Where the next range starts.
+    next: u64,
+}
+
+impl Writeback {
+    /// A helper for `file` (a handle of its own), or none if it cannot be had: writeback then
+    /// happens at the final fsync only.
+    fn start(file: &File) -> Writeback {
+        let idle = Writeback {
+            ranges: None,
+            thread: None,
+            next: 0,
+        };
+        let Ok(file) = file.try_clone() else {
+            return idle;
+        };
+        let (ranges, requests) = mpsc::channel::<(u64, u64)>();
+        let thread = std::thread::Builder::new()
+            .name("hoard-writeback".into())
+            .spawn(move || {
+                for (offset, len) in requests {
+                    start_writeback(&file, offset, len);
+                }
+            });
+        match thread {
+            Ok(thread) => Writeback {
+                ranges: Some(ranges),
+                thread: Some(thread),
+                next: 0,
+            },
+            Err(_) => idle,
+        }
+    }
+
+    /// Asks for writeback of whole pages up to [`WRITEBACK_LAG`] before `written`, once a
+    /// step's worth has gathered. `flush` puts the buffered bytes into the file first.
+    fn advance(&mut self, written: u64, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let Some(ranges) = &self.ranges else {
+            return Ok(());
+        };
+        let Some((offset, len)) = writeback_range(self.next, written) else {
+            return Ok(());
+        };
+        flush()?;
+        if ranges.send((offset, len)).is_err() {
+            self.ranges = None;
+        }
+        self.next = offset + len;
+        Ok(())
+    }
+
+    /// Waits for the helper to hand over its last request.
+    fn stop(&mut self) {
+        self.ranges = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The range to hand over, as `(offset, len)`, when `written` bytes are in the file and
+/// everything before `next` was handed over: whole pages, ending [`WRITEBACK_LAG`] or more
+/// before `written`, at least [`WRITEBACK_STEP`] long.
+fn writeback_range(next: u64, written: u64) -> Option<(u64, u64)> {
+    let end = written.saturating_sub(WRITEBACK_LAG) & !(PAGE - 1);
+    (end >= next + WRITEBACK_STEP).then(|| (next, end - next))
+}
+
+/// The page size writeback ranges are aligned to (a multiple of every page size in use).
+const PAGE: u64 = 4096;
+
+/// Starts writing `len` bytes of `file` at `offset` back to disk, without waiting for it.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its arguments; the descriptor is open for the
+    // lifetime of `file`.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+/// Elsewhere the final fsync does all the writing.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// A pack being written.
 pub(crate) struct PackWriter {
     id: PackId,
@@ -36,6 +154,7 @@ pub(crate) struct PackWriter {
     out: BufWriter<PackFile>,
     len: u64,
     objects: Vec<(ObjectId, ObjectLocation)>,
+    writeback: Writeback,
 }
 
 /// A pack made durable: what the index must now learn.
@@ -65,6 +184,7 @@ impl PackWriter {
             .create_new(true)
             .open(&path)
             .map_err(|e| PoolError::io("creating pack", &path, e))?;
+        let writeback = Writeback::start(&file);
         let mut out = BufWriter::with_capacity(1 << 20, PackFile { file, faults });
         out.write_all(PACK_MAGIC)
             .map_err(|e| PoolError::io("writing pack", &path, e))?;
@@ -74,6 +194,7 @@ impl PackWriter {
             out,
             len: PACK_MAGIC.len() as u64,
             objects: Vec::new(),
+            writeback,
         })
     }
 
@@ -115,11 +236,16 @@ impl PackWriter {
             .map_err(|e| PoolError::io("writing pack", &self.path, e))?;
         self.len += loc.record_len();
         self.objects.push((id, loc));
+        let out = &mut self.out;
+        self.writeback
+            .advance(self.len, || out.flush())
+            .map_err(|e| PoolError::io("writing pack", &self.path, e))?;
         Ok(loc)
     }
 
     /// Flushes and fsyncs the pack and its directory entry.
-    pub(crate) fn finish(self) -> Result<FinishedPack, PoolError> {
+    pub(crate) fn finish(mut self) -> Result<FinishedPack, PoolError> {
+        self.writeback.stop();
         let path = self.path;
         let pack_file = self
             .out
@@ -145,4 +271,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), PoolError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| PoolError::io("syncing directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writeback_ranges_are_whole_pages_well_behind_the_writer() {
+        assert_eq!(writeback_range(0, WRITEBACK_STEP), None);
+        let mut next = 0;
+        let mut handed = Vec::new();
+        for written in (0..200u64).map(|n| n * 700_001) {
+            if let Some((offset, len)) = writeback_range(next, written) {
+                assert_eq!(offset, next, "ranges follow each other");
+                assert!(len >= WRITEBACK_STEP);
+                assert_eq!((offset + len) % PAGE, 0);
+                assert!(offset + len + WRITEBACK_LAG <= written);
+                next = offset + len;
+                handed.push(len);
+            }
+        }
+        assert!(handed.len() > 10, "{handed:?}");
+    }
 }
