@@ -534,32 +534,40 @@ impl Daemon {
         let catalog = self.catalog.clone();
         let pool = self.pool.clone();
         let done = self.done.clone();
-        tokio::spawn(async move {
-            let outcome = async {
-                let (transport, grant) = prepared.map_err(|e| e.to_string())?;
-                let client = client_for(&host).await.map_err(|e| e.to_string())?;
-                run_backup(
-                    &plan,
-                    BackupResources {
-                        pool: &pool,
-                        engine: catalog.engine(),
-                        limits: &limits,
-                        transport,
-                        grant,
-                        client,
-                        progress,
-                        cancel,
-                    },
-                )
-                .await
-                .map_err(|e| e.to_string())
-            }
-            .await;
-            let _ = done.send(Finished {
-                job,
-                started,
-                outcome,
-            });
+        // Each job runs on a thread of its own, as in the CLI. The plugin's sink calls may
+        // wait for the pool writer, so they run under `block_in_place`: on a runtime worker
+        // every such call hands the worker's scheduler to another thread, on a thread of its
+        // own it costs nothing (the 1 GiB benchmark full: 7.8 s of server CPU instead of
+        // 8.0 to 8.1 s). The job's I/O (the ssh session) stays on the workers.
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                let outcome = async {
+                    let (transport, grant) = prepared.map_err(|e| e.to_string())?;
+                    let client = client_for(&host).await.map_err(|e| e.to_string())?;
+                    run_backup(
+                        &plan,
+                        BackupResources {
+                            pool: &pool,
+                            engine: catalog.engine(),
+                            limits: &limits,
+                            transport,
+                            grant,
+                            client,
+                            progress,
+                            cancel,
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+                .await;
+                let _ = done.send(Finished {
+                    job,
+                    started,
+                    outcome,
+                });
+            })
         });
     }
 
