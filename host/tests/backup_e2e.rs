@@ -158,3 +158,33 @@ fn full_incremental_and_restores_over_ssh() {
         diff.join("\n")
     );
 }
+
+/// A reader that stops early (`hoard plugin list | head -1`) ends the command quietly and
+/// successfully, as with other Unix tools, rather than with a panic about a broken pipe.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = work.path().join("config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
+    std::fs::write(
+        config.join("hoard.ron"),
+        format!(
+            "(pool: {:?}, cache_dir: {cache:?})",
+            work.path().join("pool").display().to_string()
+        ),
+    )
+    .expect("hoard.ron");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_hoard"))
+        .arg("--config")
+        .arg(&config)
+        .args(["plugin", "list"])
+        .stdout(writer)
+        .output()
+        .expect("run hoard");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -10,6 +10,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::{Context, backup_plan, client_for, load_config};
+use super::output::outln;
 use crate::job::backup::{BackupResources, run_backup};
 use crate::plugin::bindings::BackupLevel;
 use crate::plugin::state::{CancelFlag, Progress};
@@ -97,7 +98,7 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
             "seconds": elapsed.as_secs_f64(),
             "failure": outcome.failure,
         });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         eprint!("\r\x1b[2K");
         for line in outcome
@@ -109,7 +110,7 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
             eprintln!("{:?}: {}", line.level, line.message);
         }
         match &outcome.snapshot {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "{} backup #{} of {}: {} files, {} ({} new), {} errors{} in {:.1} s",
                 if outcome.level == BackupLevel::Full {
                     "full"
@@ -125,7 +126,7 @@ pub async fn run(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
                 if s.partial { ", partial" } else { "" },
                 elapsed.as_secs_f64()
             ),
-            None => println!("backup of {} recorded nothing", args.host),
+            None => outln!("backup of {} recorded nothing", args.host),
         }
     }
     if let Some(failure) = outcome.failure {
@@ -157,7 +158,7 @@ async fn queued_in_server(cli: &Cli, args: &BackupArgs) -> anyhow::Result<bool> 
     };
     match ask(&config.control_socket(), &request).await {
         Ok(Answer::Done { message }) => {
-            println!("{message} (see `hoard status`)");
+            outln!("{message} (see `hoard status`)");
             Ok(true)
         }
         Ok(Answer::Refused { message }) => bail!("{message}"),

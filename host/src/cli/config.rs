@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use super::Cli;
+use super::output::outln;
 use crate::config::{Config, ConfigCheck, ResolvedHost, user_pool_dir};
 
 /// Config commands.
@@ -65,17 +66,17 @@ fn check(cli: &Cli, json: bool) -> anyhow::Result<()> {
             "hosts": report.hosts.iter().map(host_json).collect::<Vec<_>>(),
             "errors": report.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         eprintln!("config: {source}");
         for host in &report.hosts {
-            println!("{}", host_line(host));
+            outln!("{}", host_line(host));
         }
         for error in &report.errors {
-            println!("error: {error}");
+            outln!("error: {error}");
         }
         if report.errors.is_empty() {
-            println!("config OK");
+            outln!("config OK");
         }
     }
     match report.errors.len() {

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::Context;
+use super::output::outln;
 use crate::retention::{RetentionPolicy, expire_host};
 
 /// Arguments of `hoard expire`.
@@ -42,7 +43,7 @@ pub fn run(cli: &Cli, args: &ExpireArgs) -> anyhow::Result<()> {
         )?);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());
     }
     for report in &reports {
@@ -52,13 +53,14 @@ pub fn run(cli: &Cli, args: &ExpireArgs) -> anyhow::Result<()> {
             "removed"
         };
         if report.expired.is_empty() {
-            println!(
+            outln!(
                 "{}: nothing expires ({} backups)",
-                report.host, report.before
+                report.host,
+                report.before
             );
         }
         for e in &report.expired {
-            println!(
+            outln!(
                 "{}: {verb} #{} ({}, {}): {}",
                 report.host,
                 e.number,

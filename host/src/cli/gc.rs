@@ -7,6 +7,7 @@ use hoard_pool::{FsckOptions, GcOptions};
 use super::Cli;
 use super::backup::human_bytes;
 use super::context::Context;
+use super::output::outln;
 
 /// Arguments of `hoard gc`.
 #[derive(Debug, Args)]
@@ -38,7 +39,7 @@ pub fn gc(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
         ..GcOptions::default()
     })?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "dry_run": args.dry_run,
@@ -50,7 +51,7 @@ pub fn gc(cli: &Cli, args: &GcArgs) -> anyhow::Result<()> {
             }))?
         );
     } else {
-        println!(
+        outln!(
             "{} {} objects ({}), {} packs deleted; {} live objects in {} backups",
             if args.dry_run { "would sweep" } else { "swept" },
             report.swept_objects,
@@ -75,7 +76,7 @@ pub fn fsck(cli: &Cli, args: &FsckArgs) -> anyhow::Result<()> {
         || !report.damaged_snapshots.is_empty()
         || !report.catalog_errors.is_empty();
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "objects_checked": report.objects_checked,
@@ -89,7 +90,7 @@ pub fn fsck(cli: &Cli, args: &FsckArgs) -> anyhow::Result<()> {
             }))?
         );
     } else {
-        println!(
+        outln!(
             "checked {} objects ({}), {} backups: {} corrupt, {} missing, {} damaged backups",
             report.objects_checked,
             human_bytes(report.bytes_checked),
@@ -99,7 +100,7 @@ pub fn fsck(cli: &Cli, args: &FsckArgs) -> anyhow::Result<()> {
             report.damaged_snapshots.len()
         );
         for path in &report.damaged_paths {
-            println!("  damaged: {path:?}");
+            outln!("  damaged: {path:?}");
         }
     }
     if damaged {

@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::{Context, HostSpec};
+use super::output::outln;
 
 /// Arguments of `hoard keep`.
 #[derive(Debug, Args)]
@@ -21,7 +22,7 @@ pub fn run(cli: &Cli, args: &KeepArgs) -> anyhow::Result<()> {
     let context = Context::open(cli)?;
     let id = context.resolve_spec(&args.backup)?;
     context.pool.set_keep(&id, !args.off)?;
-    println!(
+    outln!(
         "{}:{} {}",
         id.host,
         id.number,

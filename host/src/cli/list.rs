@@ -5,6 +5,7 @@ use clap::Args;
 use super::Cli;
 use super::backup::human_bytes;
 use super::context::Context;
+use super::output::outln;
 use hoard_pool::BackupType;
 
 /// Arguments of `hoard list`.
@@ -41,19 +42,25 @@ pub fn run(cli: &Cli, args: &ListArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     if snapshots.is_empty() {
-        println!("{}: no backups", args.host);
+        outln!("{}: no backups", args.host);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:>4} {:<5} {:<20} {:>8} {:>9} {:>10} {:>10} STATUS",
-        "#", "TYPE", "START", "DURATION", "FILES", "BYTES", "NEW"
+        "#",
+        "TYPE",
+        "START",
+        "DURATION",
+        "FILES",
+        "BYTES",
+        "NEW"
     );
     for s in &snapshots {
-        println!(
+        outln!(
             "{:>4} {:<5} {:<20} {:>7}s {:>9} {:>10} {:>10} {}",
             s.id.number,
             type_name(s.backup_type),

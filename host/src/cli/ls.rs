@@ -5,6 +5,7 @@ use clap::Args;
 use super::Cli;
 use super::context::{Context, HostSpec};
 use super::list::format_time;
+use super::output::outln;
 use hoard_pool::{Entry, EntryKind};
 
 /// Arguments of `hoard ls`.
@@ -41,7 +42,7 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
     };
     if args.json {
         let list: Vec<_> = entries.iter().map(entry_json).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
     for e in &entries {
@@ -64,7 +65,7 @@ pub fn run(cli: &Cli, args: &LsArgs) -> anyhow::Result<()> {
             }
             _ => {}
         }
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod keep;
 pub mod list;
 pub mod ls;
 pub mod notify;
+pub mod output;
 pub mod plugin;
 pub mod plugin_test;
 pub mod restore;

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::Cli;
 use super::context::{load_catalog, load_config, runtime_limits};
+use super::output::outln;
 use crate::notify::deliver::Retry;
 use crate::notify::notice::admin_recipients;
 use crate::notify::{Notice, NoticeKind, Notifiers};
@@ -52,12 +53,13 @@ pub async fn run(cli: &Cli, command: &NotifyCommand) -> anyhow::Result<()> {
     let mut failed = 0;
     for delivery in notifiers.deliver(&notice, Retry::FOREGROUND).await {
         match &delivery.result {
-            Ok(()) => println!("{}: sent", delivery.notifier),
+            Ok(()) => outln!("{}: sent", delivery.notifier),
             Err(e) => {
                 failed += 1;
-                println!(
+                outln!(
                     "{}: FAILED after {} attempts: {e}",
-                    delivery.notifier, delivery.attempts
+                    delivery.notifier,
+                    delivery.attempts
                 );
             }
         }

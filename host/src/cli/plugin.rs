@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::Cli;
 use super::context::{load_catalog, load_config};
+use super::output::outln;
 use crate::plugin::bindings::{Capability, Metadata, PluginInfo};
 use crate::plugin::catalog::{LoadedPlugin, PluginSource};
 
@@ -47,16 +48,20 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|p| serde_json::json!({"path": p.path, "error": p.error.to_string()}))
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &serde_json::json!({"plugins": list, "problems": problems})
                     )?
                 );
             } else {
-                println!(
+                outln!(
                     "{:<10} {:<10} {:<8} {:<10} {:<34} DESCRIPTION",
-                    "NAME", "KIND", "VERSION", "SOURCE", "CAPABILITIES"
+                    "NAME",
+                    "KIND",
+                    "VERSION",
+                    "SOURCE",
+                    "CAPABILITIES"
                 );
                 for p in &plugins {
                     let source = match &p.source {
@@ -66,7 +71,7 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default(),
                     };
-                    println!(
+                    outln!(
                         "{:<10} {:<10} {:<8} {:<10} {:<34} {}",
                         p.info.name,
                         p.kind.as_str(),
@@ -80,7 +85,7 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
                     eprintln!("not loaded: {}", problem.error);
                 }
                 if plugins.is_empty() {
-                    println!("(no plugins)");
+                    outln!("(no plugins)");
                 }
                 match config.plugin_dir() {
                     Some(dir) => eprintln!("plugin folder: {}", dir.display()),
@@ -92,21 +97,21 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> anyhow::Result<()> {
             let catalog = load_catalog(&config, false).await?;
             let plugin = catalog.load_file(file).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&plugin_json(&plugin))?);
+                outln!("{}", serde_json::to_string_pretty(&plugin_json(&plugin))?);
             } else {
                 let info = &plugin.info;
-                println!("name:         {}", info.name);
-                println!("kind:         {}", plugin.kind.as_str());
-                println!("version:      {}", info.version);
-                println!("contract:     {}", info.contract);
-                println!("description:  {}", info.description);
-                println!("capabilities: {}", capabilities(info).join(", "));
-                println!("features:     {}", features(info).join(", "));
-                println!(
+                outln!("name:         {}", info.name);
+                outln!("kind:         {}", plugin.kind.as_str());
+                outln!("version:      {}", info.version);
+                outln!("contract:     {}", info.contract);
+                outln!("description:  {}", info.description);
+                outln!("capabilities: {}", capabilities(info).join(", "));
+                outln!("features:     {}", features(info).join(", "));
+                outln!(
                     "metadata:     {}",
                     metadata(info.features.metadata).join(", ")
                 );
-                println!("blake3:       {}", plugin.digest);
+                outln!("blake3:       {}", plugin.digest);
             }
         }
         PluginCommand::Test(args) => super::plugin_test::run(&config, args).await?,

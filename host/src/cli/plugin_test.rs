@@ -12,6 +12,8 @@ use hoard_conformance::runner::{self, PeerKind, PluginUnderTest, RunOptions};
 use crate::config::Config;
 use crate::config::units::ConfigDuration;
 
+use super::output::outln;
+
 /// Width of the case column.
 const CASE_WIDTH: usize = 32;
 
@@ -65,20 +67,24 @@ pub async fn run(config: &Config, args: &TestArgs) -> anyhow::Result<()> {
         keep_in: args.keep.clone(),
         command_limit: args.command_limit.get(),
     };
-    println!(
+    outln!(
         "{:<CASE_WIDTH$}  {:<6} {:>7}  DETAIL",
-        "CASE", "RESULT", "SECONDS"
+        "CASE",
+        "RESULT",
+        "SECONDS"
     );
     let report = tokio::task::spawn_blocking(move || {
         runner::certify(&options, &mut |case| {
-            println!("{}", runner::row(case, CASE_WIDTH));
+            outln!("{}", runner::row(case, CASE_WIDTH));
         })
     })
     .await??;
     let (pass, fail, na) = report.counts();
-    println!(
+    outln!(
         "{} {} against {}: {pass} passed, {fail} failed, {na} not applicable",
-        report.plugin.name, report.plugin.version, report.peer
+        report.plugin.name,
+        report.plugin.version,
+        report.peer
     );
     let path = args.report.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -89,7 +95,7 @@ pub async fn run(config: &Config, args: &TestArgs) -> anyhow::Result<()> {
     report
         .write_json(&path)
         .with_context(|| format!("write the report {}", path.display()))?;
-    println!("report: {}", path.display());
+    outln!("report: {}", path.display());
     if !report.passed() {
         bail!("{fail} conformance cases failed");
     }

@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::load_config;
+use super::output::{out, outln};
 use crate::server::control::{Answer, Request, ServerStatus, ask};
 
 /// Arguments of `hoard status`.
@@ -23,9 +24,9 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<()> {
         Answer::Done { message } | Answer::Refused { message } => anyhow::bail!("{message}"),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", render(&status));
+        out!("{}", render(&status));
     }
     Ok(())
 }

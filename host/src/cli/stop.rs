@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::Cli;
 use super::context::load_config;
+use super::output::outln;
 use crate::server::control::{Answer, Request, ask};
 
 /// Arguments of `hoard stop`.
@@ -54,7 +55,7 @@ async fn send(cli: &Cli, request: Request) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     match ask(&config.control_socket(), &request).await? {
         Answer::Done { message } => {
-            println!("{message}");
+            outln!("{message}");
             Ok(())
         }
         Answer::Refused { message } => anyhow::bail!("{message}"),
