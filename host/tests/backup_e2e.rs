@@ -4,6 +4,8 @@
 //! tar stream and back to the client through the plugin — each compared with the source,
 //! content and metadata.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -27,16 +29,7 @@ fn hoard(config: &Path, args: &[&str]) -> (String, String) {
 }
 
 fn write_config(dir: &Path, pool: &Path, peer: &SshdPeer, share: &Path) {
-    std::fs::create_dir_all(dir.join("hosts")).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\"))",
-            pool.display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(dir, pool, "defaults: (transport: \"tar\")");
     std::fs::write(
         dir.join("hosts/client.ron"),
         format!(
@@ -165,16 +158,7 @@ fn full_incremental_and_restores_over_ssh() {
 fn output_to_a_closed_pipe_ends_quietly() {
     let work = tempfile::tempdir().expect("tempdir");
     let config = work.path().join("config");
-    std::fs::create_dir_all(&config).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        config.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?})",
-            work.path().join("pool").display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(&config, &work.path().join("pool"), "");
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
     let output = Command::new(env!("CARGO_BIN_EXE_hoard"))

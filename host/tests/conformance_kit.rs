@@ -4,21 +4,14 @@
 //! every case they claim; a plugin that does not back up fails the kit with a non-zero exit;
 //! a peer the plugin cannot use is refused up front.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn hoard_plugin_test(work: &Path, args: &[&str]) -> Output {
     let config = work.join("config");
-    std::fs::create_dir_all(&config).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        config.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?})",
-            work.join("pool").display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(&config, &work.join("pool"), "");
     Command::new(env!("CARGO_BIN_EXE_hoard"))
         .arg("--config")
         .arg(&config)

@@ -3,6 +3,8 @@
 //! a failing pre command is logged and ignored, unless the host checks status, which then
 //! stops the backup before anything is stored.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -24,16 +26,7 @@ fn hoard(config: &Path, args: &[&str]) -> (bool, String) {
 }
 
 fn config(dir: &Path, pool: &Path, share: &Path, hooks: &str) {
-    std::fs::create_dir_all(dir.join("hosts")).expect("config");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\"))",
-            pool.display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(dir, pool, "defaults: (transport: \"tar\")");
     std::fs::write(
         dir.join("hosts/localhost.ron"),
         format!(

@@ -3,6 +3,8 @@
 //! told to the host's owner, a relay that is down (retried, logged, the command's outcome
 //! unchanged), and a notifier without a URL refused by the sandbox.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -54,16 +56,13 @@ print(json.dumps({"subject": str(m["subject"]), "to": str(m["to"]), "from": str(
 }
 
 fn write_config(dir: &Path, pool: &Path, notifiers: &str, share: &str) {
-    std::fs::create_dir_all(dir.join("hosts")).expect("config");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\"), notify: (admin_email: Some(\"admin\"), email_from: Some(\"hoard@example.org\"), email_user_dest_domain: Some(\"example.org\"), notifiers: [{notifiers}]))",
-            pool.display().to_string()
+    common::write_global_config(
+        dir,
+        pool,
+        &format!(
+            "defaults: (transport: \"tar\"), notify: (admin_email: Some(\"admin\"), email_from: Some(\"hoard@example.org\"), email_user_dest_domain: Some(\"example.org\"), notifiers: [{notifiers}])"
         ),
-    )
-    .expect("hoard.ron");
+    );
     std::fs::write(
         dir.join("hosts/localhost.ron"),
         format!("(shares: [{share:?}], owner: Some(\"ann\"), more_users: [\"bob@elsewhere.net\"])"),

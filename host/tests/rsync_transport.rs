@@ -6,6 +6,8 @@
 //! name, a truncated stream, an index never asked for, a wrong whole-file checksum, a
 //! hard-link reference out of range.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -35,16 +37,11 @@ fn ok(config: &Path, args: &[&str]) -> String {
 /// A config folder whose host `client` is this machine, backed up with rsync.
 fn config(work: &Path, share: &Path, settings: &str, rsync: &str) -> std::path::PathBuf {
     let dir = work.join("config");
-    std::fs::create_dir_all(dir.join("hosts")).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, client_paths: {{ \"rsync\": {rsync:?} }}, defaults: (transport: \"rsync\"))",
-            work.join("pool").display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(
+        &dir,
+        &work.join("pool"),
+        &format!("client_paths: {{ \"rsync\": {rsync:?} }}, defaults: (transport: \"rsync\")"),
+    );
     std::fs::write(
         dir.join("hosts/client.ron"),
         format!(
@@ -293,16 +290,11 @@ fn a_daemon_refuses_a_wrong_password_and_takes_the_right_one() {
     build_tree(&served.join("tree")).expect("fixture");
     let peer = RsyncdPeer::start(&served, "hoard", "right-password").expect("rsyncd peer");
     let dir = work.path().join("config");
-    std::fs::create_dir_all(dir.join("hosts")).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"rsync\"))",
-            work.path().join("pool").display().to_string()
-        ),
-    )
-    .expect("hoard.ron");
+    common::write_global_config(
+        &dir,
+        &work.path().join("pool"),
+        "defaults: (transport: \"rsync\")",
+    );
     let secret = work.path().join("secret");
     let host = |password: &str| {
         std::fs::write(&secret, password).expect("secret");

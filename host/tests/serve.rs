@@ -4,6 +4,8 @@
 //! the stopped backup is recorded as partial, and after a restart the next backup completes
 //! and restores byte for byte.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,17 +87,14 @@ fn host_file(peer: &SshdPeer, share: &Path) -> String {
 }
 
 fn write_config(dir: &Path, pool: &Path, hosts: &[(&str, String)]) {
-    std::fs::create_dir_all(dir.join("hosts")).expect("config dir");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/hoard-cache");
-    std::fs::write(
-        dir.join("hoard.ron"),
-        format!(
-            "(pool: {:?}, cache_dir: {cache:?}, defaults: (transport: \"tar\", blackout_periods: []), server: (wakeup_schedule: {}, max_backups: 2, ping_max_rtt: \"2s\"))",
-            pool.display().to_string(),
+    common::write_global_config(
+        dir,
+        pool,
+        &format!(
+            "defaults: (transport: \"tar\", blackout_periods: []), server: (wakeup_schedule: {}, max_backups: 2, ping_max_rtt: \"2s\")",
             soon_and_often()
         ),
-    )
-    .expect("hoard.ron");
+    );
     for (name, text) in hosts {
         std::fs::write(dir.join(format!("hosts/{name}.ron")), text).expect("host file");
     }

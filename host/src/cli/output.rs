@@ -5,16 +5,8 @@
 use std::io::Write;
 
 /// Writes `text` to standard output; exits the process if that fails (see the module docs).
-pub fn write(text: std::fmt::Arguments<'_>, newline: bool) {
-    let mut out = std::io::stdout().lock();
-    let written = out.write_fmt(text).and_then(|()| {
-        if newline {
-            out.write_all(b"\n")
-        } else {
-            Ok(())
-        }
-    });
-    match written {
+pub fn write(text: std::fmt::Arguments<'_>) {
+    match std::io::stdout().lock().write_fmt(text) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
@@ -26,18 +18,15 @@ pub fn write(text: std::fmt::Arguments<'_>, newline: bool) {
 
 /// `println!` for the command line's output (see the module docs).
 macro_rules! outln {
-    () => {
-        $crate::cli::output::write(format_args!(""), true)
-    };
     ($($arg:tt)*) => {
-        $crate::cli::output::write(format_args!($($arg)*), true)
+        $crate::cli::output::write(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
 /// `print!` for the command line's output (see the module docs).
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::output::write(format_args!($($arg)*), false)
+        $crate::cli::output::write(format_args!($($arg)*))
     };
 }
 

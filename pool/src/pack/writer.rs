@@ -45,56 +45,45 @@ const WRITEBACK_STEP: u64 = 8 << 20;
 const WRITEBACK_LAG: u64 = 2 << 20;
 
 /// Starts writeback of ranges of a pack file on a helper thread, without waiting for it.
+/// The thread starts with the first range, so a pack that never reaches one costs nothing.
 /// Failures are ignored here: the final fsync reports them.
+#[derive(Default)]
 struct Writeback {
-    ranges: Option<mpsc::Sender<(u64, u64)>>,
-    thread: Option<JoinHandle<()>>,
+    helper: Helper,
     /// Where the next range starts.
     next: u64,
 }
 
-impl Writeback {
-    /// A helper for `file` (a handle of its own), or none if it cannot be had: writeback then
-    /// happens at the final fsync only.
-    fn start(file: &File) -> Writeback {
-        let idle = Writeback {
-            ranges: None,
-            thread: None,
-            next: 0,
-        };
-        let Ok(file) = file.try_clone() else {
-            return idle;
-        };
-        let (ranges, requests) = mpsc::channel::<(u64, u64)>();
-        let thread = std::thread::Builder::new()
-            .name("hoard-writeback".into())
-            .spawn(move || {
-                for (offset, len) in requests {
-                    start_writeback(&file, offset, len);
-                }
-            });
-        match thread {
-            Ok(thread) => Writeback {
-                ranges: Some(ranges),
-                thread: Some(thread),
-                next: 0,
-            },
-            Err(_) => idle,
-        }
-    }
+#[derive(Default)]
+enum Helper {
+    #[default]
+    NotStarted,
+    Running {
+        ranges: mpsc::Sender<(u64, u64)>,
+        thread: JoinHandle<()>,
+    },
+    /// No thread could be had (or it is gone): writeback happens at the final fsync only.
+    Unavailable,
+}
 
-    /// Asks for writeback of whole pages up to [`WRITEBACK_LAG`] before `written`, once a
-    /// step's worth has gathered. `flush` puts the buffered bytes into the file first.
-    fn advance(&mut self, written: u64, flush: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let Some(ranges) = &self.ranges else {
+impl Writeback {
+    /// Asks for writeback of whole pages up to [`WRITEBACK_LAG`] before the end of `out`,
+    /// once a step's worth has gathered, after putting `out`'s buffered bytes into the file.
+    fn advance(&mut self, out: &mut BufWriter<PackFile>, written: u64) -> io::Result<()> {
+        if matches!(self.helper, Helper::Unavailable) {
             return Ok(());
-        };
+        }
         let Some((offset, len)) = writeback_range(self.next, written) else {
             return Ok(());
         };
-        flush()?;
-        if ranges.send((offset, len)).is_err() {
-            self.ranges = None;
+        out.flush()?;
+        if matches!(self.helper, Helper::NotStarted) {
+            self.helper = start_helper(&out.get_ref().file);
+        }
+        if let Helper::Running { ranges, .. } = &self.helper
+            && ranges.send((offset, len)).is_err()
+        {
+            self.helper = Helper::Unavailable;
         }
         self.next = offset + len;
         Ok(())
@@ -102,10 +91,29 @@ impl Writeback {
 
     /// Waits for the helper to hand over its last request.
     fn stop(&mut self) {
-        self.ranges = None;
-        if let Some(thread) = self.thread.take() {
+        if let Helper::Running { ranges, thread } = std::mem::take(&mut self.helper) {
+            drop(ranges);
             let _ = thread.join();
         }
+    }
+}
+
+/// The helper thread, with a handle of its own on `file`.
+fn start_helper(file: &File) -> Helper {
+    let Ok(file) = file.try_clone() else {
+        return Helper::Unavailable;
+    };
+    let (ranges, requests) = mpsc::channel::<(u64, u64)>();
+    let spawned = std::thread::Builder::new()
+        .name("hoard-writeback".into())
+        .spawn(move || {
+            for (offset, len) in requests {
+                start_writeback(&file, offset, len);
+            }
+        });
+    match spawned {
+        Ok(thread) => Helper::Running { ranges, thread },
+        Err(_) => Helper::Unavailable,
     }
 }
 
@@ -184,7 +192,6 @@ impl PackWriter {
             .create_new(true)
             .open(&path)
             .map_err(|e| PoolError::io("creating pack", &path, e))?;
-        let writeback = Writeback::start(&file);
         let mut out = BufWriter::with_capacity(1 << 20, PackFile { file, faults });
         out.write_all(PACK_MAGIC)
             .map_err(|e| PoolError::io("writing pack", &path, e))?;
@@ -194,7 +201,7 @@ impl PackWriter {
             out,
             len: PACK_MAGIC.len() as u64,
             objects: Vec::new(),
-            writeback,
+            writeback: Writeback::default(),
         })
     }
 
@@ -236,9 +243,8 @@ impl PackWriter {
             .map_err(|e| PoolError::io("writing pack", &self.path, e))?;
         self.len += loc.record_len();
         self.objects.push((id, loc));
-        let out = &mut self.out;
         self.writeback
-            .advance(self.len, || out.flush())
+            .advance(&mut self.out, self.len)
             .map_err(|e| PoolError::io("writing pack", &self.path, e))?;
         Ok(loc)
     }
